@@ -1,0 +1,60 @@
+# PayNow developer commands. Every target works from a fresh clone: the first one run
+# creates .venv/ from uv.lock (installing uv itself if the machine lacks it).
+.DEFAULT_GOAL := help
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+MAKEFLAGS += --no-print-directory
+
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := $(VENV)/bin/buf
+# uv from PATH, or a private copy under build/ installed with pip on first use.
+UV := $(or $(shell command -v uv 2>/dev/null),build/uv/bin/uv)
+PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null | sort)
+PYTEST_ARGS ?=
+
+.PHONY: help setup gen gen-check lint fmt test run
+
+# Show every target with its one-line description.
+help:
+	@awk '/^# /{doc=substr($$0,3); next} /^[a-z][a-z-]*:/{split($$1,t,":"); if (doc) printf "  \033[36mmake %-14s\033[0m %s\n", t[1], doc} {doc=""}' $(MAKEFILE_LIST)
+
+build/uv/bin/uv:
+	python3 -m venv build/uv
+	build/uv/bin/pip install --quiet uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+# Create or update .venv/ with exactly the locked versions.
+setup: $(VENV)/.synced
+
+# Regenerate generated/ (code, stubs, descriptor set) from protos/.
+gen: $(VENV)/.synced
+	$(PY) scripts/gen_protos.py
+
+# Fail if generated/ differs from what `make gen` would write now.
+gen-check: $(VENV)/.synced
+	$(PY) scripts/gen_protos.py --check
+
+build/image.binpb: $(PROTO_FILES) $(VENV)/.synced
+	$(PY) scripts/gen_protos.py --image $@
+
+# Run every linter: ruff, ruff format, mypy, buf lint and buf format.
+lint: $(VENV)/.synced build/image.binpb
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(BUF) lint build/image.binpb --path paynow --config buf.yaml
+	$(BUF) format protos --diff --exit-code
+
+# Rewrite Python and proto files in the house format.
+fmt: $(VENV)/.synced
+	$(VENV)/bin/ruff check --fix-only --quiet .
+	$(VENV)/bin/ruff format .
+	$(BUF) format protos --write
+
+# Run the whole test suite (PYTEST_ARGS passes options to pytest).
+test: $(VENV)/.synced
+	$(PY) -m pytest $(PYTEST_ARGS)
