@@ -13,7 +13,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),build/uv/bin/uv)
 PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null | sort)
 PYTEST_ARGS ?=
 
-.PHONY: help setup gen gen-check lint fmt test run
+.PHONY: help setup gen gen-check lint fmt test run bench
 
 # Show every target with its one-line description.
 help:
@@ -58,3 +58,7 @@ fmt: $(VENV)/.synced
 # Run the whole test suite (PYTEST_ARGS passes options to pytest).
 test: $(VENV)/.synced
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Run the benchmarks and print their tables (figures go in README and docs/benchmarks.md).
+bench: $(VENV)/.synced
+	$(PY) scripts/bench_validation.py
