@@ -1,0 +1,82 @@
+"""PayNow's shared service framework: settings, errors, logging, middleware, clients, app."""
+
+from ._app import MigratingDatabase, ServiceApp
+from ._clients import close_channels, connect
+from ._config import ConfigError, Secret, ServiceSettings, load_settings
+from ._errors import (
+    Aborted,
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    IdempotencyKeyReused,
+    Internal,
+    InvalidArgument,
+    InvalidPageToken,
+    NotFound,
+    PermissionDenied,
+    RequestInProgress,
+    ResourceExhausted,
+    StorageUnavailable,
+    Unauthenticated,
+    Unavailable,
+    to_status,
+)
+from ._identity import (
+    CALLER_SERVICE_KEY,
+    INTERNAL_TOKEN_KEY,
+    MERCHANT_ID_KEY,
+    REQUEST_ID_KEY,
+    USER_ID_KEY,
+    Caller,
+    current_caller,
+    current_request_id,
+)
+from ._ids import ID_ALPHABET, ID_LENGTH, is_id, new_id
+from ._logging import configure_logging, register_secret
+from ._paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest, encode_page_token, page_request
+
+__all__ = [
+    "CALLER_SERVICE_KEY",
+    "DEFAULT_PAGE_SIZE",
+    "ID_ALPHABET",
+    "ID_LENGTH",
+    "INTERNAL_TOKEN_KEY",
+    "MAX_PAGE_SIZE",
+    "MERCHANT_ID_KEY",
+    "REQUEST_ID_KEY",
+    "USER_ID_KEY",
+    "Aborted",
+    "AlreadyExists",
+    "Caller",
+    "ConfigError",
+    "DomainError",
+    "FailedPrecondition",
+    "IdempotencyKeyReused",
+    "Internal",
+    "InvalidArgument",
+    "InvalidPageToken",
+    "MigratingDatabase",
+    "NotFound",
+    "PageRequest",
+    "PermissionDenied",
+    "RequestInProgress",
+    "ResourceExhausted",
+    "Secret",
+    "ServiceApp",
+    "ServiceSettings",
+    "StorageUnavailable",
+    "Unauthenticated",
+    "Unavailable",
+    "close_channels",
+    "configure_logging",
+    "connect",
+    "current_caller",
+    "current_request_id",
+    "encode_page_token",
+    "is_id",
+    "load_settings",
+    "new_id",
+    "page_request",
+    "register_secret",
+    "to_status",
+]

@@ -1,0 +1,144 @@
+"""ServiceApp: start a service, report health truthfully, and shut down without losing calls."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import grpc
+import structlog
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
+from paynow.api.v1 import annotations_pb2
+
+from ._clients import close_channels
+from ._config import ServiceSettings
+from ._health import Health
+from ._interceptors import ServerMiddleware
+from ._logging import configure_logging, register_secret
+from ._policy import build_policies
+
+__all__ = ["MigratingDatabase", "ServiceApp"]
+
+_log = structlog.get_logger("paynow.app")
+_REASON_PREFIX = "ERROR_REASON_"
+
+
+class MigratingDatabase(Protocol):
+    """What ServiceApp needs from a database: the framework's Database satisfies it."""
+
+    async def migrate(self, path: str) -> None: ...
+    async def ping(self) -> None: ...
+    async def dispose(self) -> None: ...
+
+
+class ServiceApp:
+    """One gRPC service process: its servicers, middleware, health and lifecycle."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        domain: str,
+        error_reasons: EnumTypeWrapper,
+        database: MigratingDatabase | None = None,
+        migrations: str | None = None,
+        default_access: int = annotations_pb2.ACCESS_INTERNAL,
+    ) -> None:
+        if database is not None and migrations is None:
+            raise ValueError("a database needs its migrations directory")
+        self.settings = settings
+        self.domain = domain
+        # The wire reason drops the enum prefix (ERROR_REASON_INSUFFICIENT_FUNDS → …FUNDS).
+        self.error_reasons = frozenset(
+            name.removeprefix(_REASON_PREFIX)
+            for name in error_reasons.keys()  # noqa: SIM118 - EnumTypeWrapper has no __iter__
+        )
+        self._database = database
+        self._migrations = migrations
+        self._default_access = default_access
+        self._services: list[tuple[Any, Callable[[Any, Any], None], ServiceDescriptor]] = []
+        self._server: Any = None
+        self._health: Health | None = None
+        self.port: int | None = None
+
+    def add_service(
+        self,
+        servicer: Any,
+        add_to_server: Callable[[Any, Any], None],
+        descriptor: ServiceDescriptor,
+    ) -> None:
+        """Register a servicer with its generated `add_…_to_server` and service descriptor."""
+        self._services.append((servicer, add_to_server, descriptor))
+
+    async def start(self) -> int:
+        """Bind, migrate, then report SERVING; return the bound port (useful with port 0).
+
+        Raises RuntimeError if the port cannot be bound; re-raises a failed migration or ping
+        after stopping the server, so nothing ever reports SERVING on a broken database.
+        """
+        settings = self.settings
+        configure_logging(settings.log_level, settings.log_format)
+        register_secret(settings.internal_token.reveal())
+        register_secret(settings.database_url.reveal())
+        descriptors = [descriptor for _, _, descriptor in self._services]
+        middleware = ServerMiddleware(
+            build_policies(descriptors, self._default_access),
+            domain=self.domain,
+            error_reasons=self.error_reasons,
+            internal_token=settings.internal_token.reveal(),
+            max_concurrent_rpcs=settings.max_concurrent_rpcs,
+        )
+        server = grpc.aio.server(interceptors=[middleware])
+        for servicer, add_to_server, _ in self._services:
+            add_to_server(servicer, server)
+        health = Health(d.full_name for d in descriptors)
+        health.register(server)
+        port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+        if port == 0:
+            raise RuntimeError(f"cannot bind {settings.host}:{settings.port}")
+        await health.set_serving(False)
+        await server.start()
+        self._server, self._health, self.port = server, health, int(port)
+        try:
+            if self._database is not None and self._migrations is not None:
+                await self._database.migrate(self._migrations)
+                await self._database.ping()
+        except Exception:
+            _log.error("startup_failed", exc_info=True)
+            await self.stop()
+            raise
+        await health.set_serving(True)
+        _log.info("service_started", service=settings.service, port=port)
+        return int(port)
+
+    async def stop(self) -> None:
+        """Report NOT_SERVING, let in-flight calls finish within the grace period, close all."""
+        server, health = self._server, self._health
+        if server is None or health is None:
+            return
+        self._server = None
+        await health.shut_down()
+        await server.stop(self.settings.grace_period_s)
+        await close_channels()
+        if self._database is not None:
+            await self._database.dispose()
+        _log.info("service_stopped", service=self.settings.service)
+
+    async def serve(self) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully and return."""
+        await self.start()
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        try:
+            await stopping.wait()
+            _log.info("shutdown_requested", service=self.settings.service)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.stop()

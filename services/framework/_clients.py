@@ -1,0 +1,129 @@
+"""Outgoing calls: cached grpc.aio channels that carry the caller's context on.
+
+Python gRPC does not propagate deadlines, request ids or identity from the call being served
+to the calls it makes; these interceptors do, so every hop shares one budget and one id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, TypeVar
+
+import grpc
+
+from . import _identity
+from ._config import ServiceSettings
+from ._identity import (
+    CALLER_SERVICE_KEY,
+    INTERNAL_TOKEN_KEY,
+    MERCHANT_ID_KEY,
+    REQUEST_ID_KEY,
+    USER_ID_KEY,
+    current_caller,
+)
+
+__all__ = ["close_channels", "connect", "outgoing_timeout"]
+
+T = TypeVar("T")
+
+# Retries happen in the channel (gRFC A6), not in a loop: only UNAVAILABLE, which means the
+# request never reached a handler, so retrying cannot apply a change twice.
+_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+_channels: dict[tuple[str, ServiceSettings], grpc.aio.Channel] = {}
+
+
+def outgoing_timeout(default_s: float, requested_s: float | None = None) -> float:
+    """The timeout for an outgoing call: the smallest of the default, the requested timeout
+    and what remains of the call being served. May be <= 0 when nothing remains."""
+    timeout = default_s if requested_s is None else min(default_s, requested_s)
+    deadline = _identity._deadline.get()
+    if deadline is not None:
+        timeout = min(timeout, deadline - time.monotonic())
+    return timeout
+
+
+class _ContextPropagation(
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
+):
+    def __init__(self, settings: ServiceSettings) -> None:
+        self._service = settings.service
+        self._token = settings.internal_token.reveal()
+        self._default_s = settings.default_deadline_ms / 1000
+
+    def _details(self, details: Any) -> Any:
+        timeout = outgoing_timeout(self._default_s, details.timeout)
+        if timeout <= 0:
+            # Fail here, as the server would a moment later, without spending a round trip.
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                details="deadline exceeded before the call was sent",
+            )
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        caller = current_caller()
+        extra = {
+            REQUEST_ID_KEY: _identity.current_request_id(),
+            INTERNAL_TOKEN_KEY: self._token,
+            CALLER_SERVICE_KEY: self._service,
+            USER_ID_KEY: caller.user_id,
+            MERCHANT_ID_KEY: caller.merchant_id,
+        }
+        for key, value in extra.items():
+            # An explicit value from the caller of connect() wins (the edge sets the user).
+            if value and key not in metadata:
+                metadata.add(key, value)
+        return grpc.aio.ClientCallDetails(
+            details.method, timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+def connect(address: str, stub_class: type[T], *, settings: ServiceSettings) -> T:
+    """Return a `stub_class` on a cached channel to `address` that propagates the deadline,
+    request id, internal credential and caller identity, and retries UNAVAILABLE.
+
+    Call it inside the running event loop (grpc.aio channels bind to it); raises nothing
+    itself: connection problems surface on the first call.
+    """
+    key = (address, settings)
+    channel = _channels.get(key)
+    if channel is None:
+        channel = grpc.aio.insecure_channel(
+            address,
+            options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)],
+            interceptors=[_ContextPropagation(settings)],
+        )
+        _channels[key] = channel
+    return stub_class(channel)  # type: ignore[call-arg]
+
+
+async def close_channels() -> None:
+    """Close every channel connect() opened; stubs on them fail afterwards."""
+    channels = list(_channels.values())
+    _channels.clear()
+    for channel in channels:
+        await channel.close()
