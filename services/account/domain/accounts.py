@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 import structlog
 
-from services.framework import IdempotencyKeyReused, PageRequest, new_id
+from services.framework import IdempotencyKeyReused, PageRequest, UnitOfWorkRunner, new_id
 
 from .errors import (
     AccountNotEmpty,
@@ -21,13 +20,12 @@ from .errors import (
 from .models import Account, AccountKind, AccountState
 from .ports import AccountUnitOfWork, DuplicateKey
 
-__all__ = ["AccountPage", "Accounts", "NewAccount", "UnitOfWorkFactory"]
+__all__ = ["AccountPage", "Accounts", "NewAccount", "UnitOfWork"]
 
 log = structlog.get_logger(__name__)
 
 
-class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, readonly: bool = False) -> AccountUnitOfWork: ...
+UnitOfWork = UnitOfWorkRunner[AccountUnitOfWork]
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ class Accounts:
 
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWork,
         *,
         currencies: Collection[str],
         clock: Callable[[], datetime],
@@ -82,12 +80,12 @@ class Accounts:
             return await self._create_once(request)
 
     async def _create_once(self, request: NewAccount) -> Account:
-        async with self._uow() as uow:
+        async def work(uow: AccountUnitOfWork) -> tuple[Account, bool]:
             existing = await uow.accounts.get_by_creation_key(request.creation_key)
             if existing is not None:
                 if not _same_request(existing, request):
                     raise IdempotencyKeyReused(idempotency_key=request.creation_key)
-                return existing
+                return existing, False
             if (
                 request.kind is AccountKind.PERSONAL
                 and await uow.accounts.get_by_email(request.email) is not None
@@ -110,37 +108,49 @@ class Accounts:
                 creation_key=request.creation_key,
             )
             await uow.accounts.add(account)
-            await uow.commit()
-        log.info("account_created", account_id=account.id, kind=account.kind.value)
+            return account, True
+
+        account, created = await self._uow(work)
+        if created:
+            log.info("account_created", account_id=account.id, kind=account.kind.value)
         return account
 
     async def get(self, owner_id: str, account_id: str) -> Account:
         """The caller's account; raises AccountNotFound for a missing or foreign one."""
-        async with self._uow(readonly=True) as uow:
+
+        async def work(uow: AccountUnitOfWork) -> Account:
             return _owned(await uow.accounts.get(account_id), owner_id, account_id)
+
+        return await self._uow(work, readonly=True)
 
     async def list(self, owner_id: str, page: PageRequest) -> AccountPage:
         """The caller's accounts, oldest first, one page."""
-        async with self._uow(readonly=True) as uow:
-            rows = await uow.accounts.list_owned(owner_id, page)
+
+        async def work(uow: AccountUnitOfWork) -> list[Account]:
+            return await uow.accounts.list_owned(owner_id, page)
+
+        rows = await self._uow(work, readonly=True)
         shown, has_more = rows[: page.size], len(rows) > page.size
         last = (shown[-1].create_time.isoformat(), shown[-1].id) if shown else None
         return AccountPage(shown, page.next_token(last, has_more))
 
     async def rename(self, owner_id: str, account_id: str, display_name: str, etag: str) -> Account:
         """Change the display name; raises EtagMismatch if `etag` is set and stale."""
-        async with self._uow() as uow:
+
+        async def work(uow: AccountUnitOfWork) -> Account:
             account = _owned(await uow.accounts.get(account_id), owner_id, account_id)
             _check_etag(account, etag)
             updated = account.changed(self._clock(), display_name=display_name)
             if not await uow.accounts.save(updated, expected_version=account.version):
                 raise EtagMismatch(account_id=account_id)
-            await uow.commit()
-        return updated
+            return updated
+
+        return await self._uow(work)
 
     async def close(self, owner_id: str, account_id: str, etag: str) -> Account:
         """Close for good; raises AccountNotEmpty unless the balance is zero. Idempotent."""
-        async with self._uow() as uow:
+
+        async def work(uow: AccountUnitOfWork) -> Account:
             accounts = await uow.accounts.lock([account_id])
             account = _owned(accounts.get(account_id), owner_id, account_id)
             _check_etag(account, etag)
@@ -157,7 +167,9 @@ class Accounts:
             closed = account.changed(self._clock(), state=AccountState.CLOSED)
             if not await uow.accounts.save(closed, expected_version=account.version):
                 raise EtagMismatch(account_id=account_id)
-            await uow.commit()
+            return closed
+
+        closed = await self._uow(work)
         log.info("account_closed", account_id=account_id)
         return closed
 

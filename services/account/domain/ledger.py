@@ -16,7 +16,7 @@ import structlog
 
 from services.framework import IdempotencyKeyReused, PageRequest, new_id
 
-from .accounts import Accounts, UnitOfWorkFactory, _owned
+from .accounts import Accounts, UnitOfWork, _owned
 from .errors import (
     AccountNotActive,
     AccountNotFound,
@@ -77,7 +77,7 @@ class Ledger:
     """Deposits, transfers and the ledger's history."""
 
     def __init__(
-        self, uow: UnitOfWorkFactory, accounts: Accounts, *, clock: Callable[[], datetime]
+        self, uow: UnitOfWork, accounts: Accounts, *, clock: Callable[[], datetime]
     ) -> None:
         self._uow = uow
         self._accounts = accounts
@@ -101,8 +101,11 @@ class Ledger:
     ) -> Deposited:
         """Credit the caller's account from outside PayNow, once per key."""
         self._accounts.check_currency(currency_code)
-        async with self._uow(readonly=True) as uow:
+
+        async def check_owner(uow: AccountUnitOfWork) -> None:
             _owned(await uow.accounts.get(account_id), owner_id, account_id)
+
+        await self._uow(check_owner, readonly=True)
         movement = Movement(
             from_account_id=funding_account_id(currency_code),
             to_account_id=account_id,
@@ -113,12 +116,15 @@ class Ledger:
             idempotency_key=key,
         )
         moved = await self.transfer(movement)
-        async with self._uow(readonly=True) as uow:
+
+        async def read_back(uow: AccountUnitOfWork) -> Deposited:
             account = await uow.accounts.get(account_id)
             entry = await uow.ledger.get_entry(moved.transfer.id, account_id)
-        if account is None or entry is None:
-            raise AccountNotFound(account_id=account_id)
-        return Deposited(account, entry)
+            if account is None or entry is None:
+                raise AccountNotFound(account_id=account_id)
+            return Deposited(account, entry)
+
+        return await self._uow(read_back, readonly=True)
 
     async def history(
         self,
@@ -129,15 +135,18 @@ class Ledger:
         page: PageRequest,
     ) -> EntryPage:
         """The caller's account's ledger entries, newest first, one page."""
-        async with self._uow(readonly=True) as uow:
+
+        async def work(uow: AccountUnitOfWork) -> list[LedgerEntry]:
             _owned(await uow.accounts.get(account_id), owner_id, account_id)
-            rows = await uow.ledger.list_entries(account_id, start_time, end_time, page)
+            return await uow.ledger.list_entries(account_id, start_time, end_time, page)
+
+        rows = await self._uow(work, readonly=True)
         shown, has_more = rows[: page.size], len(rows) > page.size
         last = (shown[-1].create_time.isoformat(), shown[-1].id) if shown else None
         return EntryPage(shown, page.next_token(last, has_more))
 
     async def _move(self, movement: Movement) -> Transferred:
-        async with self._uow() as uow:
+        async def work(uow: AccountUnitOfWork) -> Transferred:
             earlier = await uow.ledger.get_transfer(
                 movement.idempotency_scope, movement.idempotency_key
             )
@@ -152,27 +161,31 @@ class Ledger:
                 locked.get(movement.from_account_id), movement.from_account_id, movement
             )
             target = _movable(locked.get(movement.to_account_id), movement.to_account_id, movement)
-            transfer = self._write(source, target, movement)
-            await uow.ledger.add_transfer(*transfer)
-            now = transfer[0].create_time
+            transfer, entries = self._write(source, target, movement)
+            await uow.ledger.add_transfer(transfer, entries)
             for account, delta in (
                 (source, -movement.amount_minor),
                 (target, movement.amount_minor),
             ):
-                updated = account.changed(now, balance_minor=account.balance_minor + delta)
+                updated = account.changed(
+                    transfer.create_time, balance_minor=account.balance_minor + delta
+                )
                 # The rows are locked, so the version cannot have moved; check anyway.
                 if not await uow.accounts.save(updated, expected_version=account.version):
                     raise RuntimeError(f"locked account {account.id} changed under its lock")
-            await uow.commit()
-        log.info(
-            "money_moved",
-            transfer_id=transfer[0].id,
-            from_account_id=source.id,
-            to_account_id=target.id,
-            amount_minor=movement.amount_minor,
-            currency_code=movement.currency_code,
-        )
-        return Transferred(transfer[0], created=True)
+            return Transferred(transfer, created=True)
+
+        moved = await self._uow(work)
+        if moved.created:
+            log.info(
+                "money_moved",
+                transfer_id=moved.transfer.id,
+                from_account_id=movement.from_account_id,
+                to_account_id=movement.to_account_id,
+                amount_minor=movement.amount_minor,
+                currency_code=movement.currency_code,
+            )
+        return moved
 
     def _write(
         self, source: Account, target: Account, movement: Movement

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from services.framework import PageRequest
 
@@ -66,18 +65,10 @@ class LedgerRepository(Protocol):
 
 
 class AccountUnitOfWork(Protocol):
-    """One database transaction: commits only if `commit()` ran, rolls back otherwise."""
+    """The account service's repositories, bound to one transaction."""
 
-    accounts: AccountRepository
-    ledger: LedgerRepository
+    @property
+    def accounts(self) -> AccountRepository: ...
 
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
+    @property
+    def ledger(self) -> LedgerRepository: ...

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Self
+from typing import TypeVar
 
 from services.account.domain import Account, AccountKind, DuplicateKey, LedgerEntry, Transfer
 from services.framework import PageRequest
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -114,44 +115,27 @@ class InMemoryLedgerRepository:
         return rows[: page.size + 1]
 
 
+class InMemoryUnitOfWork:
+    def __init__(self, tables: _Tables) -> None:
+        self.accounts = InMemoryAccountRepository(tables)
+        self.ledger = InMemoryLedgerRepository(tables)
+
+
 class InMemoryStore:
-    """The 'database': committed tables plus one writer at a time, like row locks."""
+    """The 'database': committed tables, one writer at a time (like row locks), and
+    all-or-nothing units of work (a failed one leaves no trace)."""
 
     def __init__(self) -> None:
         self.tables = _Tables()
         self.write_lock = asyncio.Lock()
 
-    def __call__(self, *, readonly: bool = False) -> InMemoryUnitOfWork:
-        return InMemoryUnitOfWork(self, readonly=readonly)
-
-
-class InMemoryUnitOfWork:
-    def __init__(self, store: InMemoryStore, *, readonly: bool) -> None:
-        self._store = store
-        self._readonly = readonly
-        self._committed = False
-
-    async def __aenter__(self) -> Self:
-        if not self._readonly:
-            await self._store.write_lock.acquire()
-        # Work on a copy: a rollback is simply dropping it.
-        self._working = copy.deepcopy(self._store.tables)
-        self.accounts = InMemoryAccountRepository(self._working)
-        self.ledger = InMemoryLedgerRepository(self._working)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._committed and exc is None:
-            self._store.tables = self._working
-        if not self._readonly:
-            self._store.write_lock.release()
-
-    async def commit(self) -> None:
-        if self._readonly:
-            raise RuntimeError("commit in a read-only unit of work")
-        self._committed = True
+    async def __call__(
+        self, work: Callable[[InMemoryUnitOfWork], Awaitable[T]], *, readonly: bool = False
+    ) -> T:
+        if readonly:
+            return await work(InMemoryUnitOfWork(copy.deepcopy(self.tables)))
+        async with self.write_lock:
+            working = copy.deepcopy(self.tables)
+            result = await work(InMemoryUnitOfWork(working))
+            self.tables = working
+            return result
