@@ -1,0 +1,89 @@
+"""Shared fixtures: a database on SQLite and on PostgreSQL, and the sample migrations.
+
+Storage tests take `database` (or `database_url`) and run once per backend. PostgreSQL is the
+server on 127.0.0.1:5432 (user postgres, trust auth): one throwaway database per test run,
+emptied before each test and dropped at the end. Without the server the PostgreSQL cases
+are skipped with the reason, except under CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.framework._storage import Database
+
+SAMPLE_MIGRATIONS = Path(__file__).parent / "integration" / "sample_migrations"
+_PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+async def _admin_connection() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(database="postgres", timeout=5, **_PG)
+    except (OSError, asyncpg.PostgresError) as error:
+        reason = f"PostgreSQL at 127.0.0.1:5432 is unreachable ({error})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+async def postgres_database() -> AsyncIterator[str]:
+    """The name of this run's throwaway PostgreSQL database (dropped when the run ends)."""
+    name = f"paynow_test_{secrets.token_hex(6)}"
+    admin = await _admin_connection()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield name
+    admin = await _admin_connection()
+    try:
+        # FORCE: a test that failed may have left a connection open.
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def postgres_url(postgres_database: str) -> str:
+    """A SQLAlchemy URL of the run's PostgreSQL database, with an empty public schema."""
+    connection = await asyncpg.connect(database=postgres_database, timeout=5, **_PG)
+    try:
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await connection.close()
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{postgres_database}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLAlchemy URL of a fresh SQLite file in a directory that does not exist yet."""
+    return f"sqlite+aiosqlite:///{tmp_path}/data/test.db"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The URL of an empty database, once on SQLite and once on PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A Database on each backend in turn, disposed after the test."""
+    db = Database(database_url, service="test")
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def sample_migrations() -> Path:
+    """An Alembic directory with two revisions: `counters`, then `events` referencing it."""
+    return SAMPLE_MIGRATIONS
