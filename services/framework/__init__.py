@@ -34,6 +34,8 @@ from ._identity import (
 from ._ids import ID_ALPHABET, ID_LENGTH, is_id, new_id
 from ._logging import configure_logging, register_secret
 from ._paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest, encode_page_token, page_request
+from ._sql_types import UtcDateTime
+from ._uow import SqlUnitOfWorkRunner, UnitOfWorkRunner
 
 __all__ = [
     "CALLER_SERVICE_KEY",
@@ -64,9 +66,12 @@ __all__ = [
     "Secret",
     "ServiceApp",
     "ServiceSettings",
+    "SqlUnitOfWorkRunner",
     "StorageUnavailable",
     "Unauthenticated",
     "Unavailable",
+    "UnitOfWorkRunner",
+    "UtcDateTime",
     "close_channels",
     "configure_logging",
     "connect",
