@@ -34,7 +34,9 @@ from ._identity import (
 from ._ids import ID_ALPHABET, ID_LENGTH, is_id, new_id
 from ._logging import configure_logging, register_secret
 from ._paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest, encode_page_token, page_request
+from ._registry import Registry, RegistryError, ServiceEntry, load_registry
 from ._sql_types import UtcDateTime
+from ._storage import Database
 from ._uow import SqlUnitOfWorkRunner, UnitOfWorkRunner
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "AlreadyExists",
     "Caller",
     "ConfigError",
+    "Database",
     "DomainError",
     "FailedPrecondition",
     "IdempotencyKeyReused",
@@ -61,10 +64,13 @@ __all__ = [
     "NotFound",
     "PageRequest",
     "PermissionDenied",
+    "Registry",
+    "RegistryError",
     "RequestInProgress",
     "ResourceExhausted",
     "Secret",
     "ServiceApp",
+    "ServiceEntry",
     "ServiceSettings",
     "SqlUnitOfWorkRunner",
     "StorageUnavailable",
@@ -79,6 +85,7 @@ __all__ = [
     "current_request_id",
     "encode_page_token",
     "is_id",
+    "load_registry",
     "load_settings",
     "new_id",
     "page_request",
