@@ -62,3 +62,7 @@ test: $(VENV)/.synced
 # Run the benchmarks and print their tables (figures go in README and docs/benchmarks.md).
 bench: $(VENV)/.synced
 	$(PY) scripts/bench_validation.py
+
+# Start every service (SQLite, no other server needed); Ctrl-C stops them all.
+run: $(VENV)/.synced
+	$(PY) -m services.framework.stack
