@@ -1,0 +1,1 @@
+"""The account service: wallets, settlement accounts and the double-entry ledger."""

@@ -1,0 +1,1 @@
+"""The merchant service: merchants, their payments and their API keys."""
