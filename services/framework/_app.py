@@ -17,9 +17,11 @@ from paynow.api.v1 import annotations_pb2
 from ._clients import close_channels
 from ._config import ServiceSettings
 from ._health import Health
+from ._idempotency import IdempotencyStore
 from ._interceptors import ServerMiddleware
 from ._logging import configure_logging, register_secret
 from ._policy import build_policies
+from ._storage import Database
 
 __all__ = ["MigratingDatabase", "ServiceApp"]
 
@@ -85,12 +87,17 @@ class ServiceApp:
         register_secret(settings.internal_token.reveal())
         register_secret(settings.database_url.reveal())
         descriptors = [descriptor for _, _, descriptor in self._services]
+        policies = build_policies(descriptors, self._default_access)
+        store = IdempotencyStore(self._database) if isinstance(self._database, Database) else None
+        if store is None and any(p.replay_as for p in policies.values()):
+            _log.warning("idempotency_keys_not_enforced", reason="the service has no database")
         middleware = ServerMiddleware(
-            build_policies(descriptors, self._default_access),
+            policies,
             domain=self.domain,
             error_reasons=self.error_reasons,
             internal_token=settings.internal_token.reveal(),
             max_concurrent_rpcs=settings.max_concurrent_rpcs,
+            idempotency=store,
         )
         server = grpc.aio.server(interceptors=[middleware])
         for servicer, add_to_server, _ in self._services:

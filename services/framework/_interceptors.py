@@ -1,6 +1,7 @@
 """The server middleware chain, one grpc.aio interceptor wrapping each method once.
 
-request id → access log → errors → concurrency bound → access → validation → handler.
+request id → access log → errors → concurrency bound → access → validation →
+idempotency (only methods whose request has `idempotency_key`) → handler.
 Each step is `async step(call, next_)`; the chain is composed per method on its first call
 and cached, so a call costs one RpcCall allocation plus the steps themselves.
 """
@@ -24,6 +25,7 @@ from grpc_status import rpc_status
 
 from . import _identity
 from ._errors import DomainError, Internal, InvalidArgument, ResourceExhausted, to_status
+from ._idempotency import IdempotencyStore
 from ._identity import ANONYMOUS, REQUEST_ID_KEY, Caller, authorize, resolve_caller
 from ._policy import MethodPolicy, field_path
 
@@ -67,6 +69,7 @@ class ServerMiddleware(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         error_reasons: Collection[str],
         internal_token: str,
         max_concurrent_rpcs: int,
+        idempotency: IdempotencyStore | None = None,
     ) -> None:
         self._policies = policies
         self._domain = domain
@@ -75,6 +78,7 @@ class ServerMiddleware(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._limit = max_concurrent_rpcs
         self._active = 0
         self._validator = protovalidate.Validator()
+        self._idempotency = idempotency
         self._steps: list[Step] = [
             self._request_id,
             self._access_log,
@@ -98,9 +102,14 @@ class ServerMiddleware(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._wrapped[method] = wrapped
         return wrapped
 
-    def _compose(self, terminal: Handler) -> Handler:
+    def _compose(self, terminal: Handler, policy: MethodPolicy) -> Handler:
         chain = terminal
-        for step in reversed(self._steps):
+        steps = self._steps
+        # Without a store (a service with no database) keys are not enforced; ServiceApp
+        # warns about that once at start-up.
+        if policy.replay_as is not None and self._idempotency is not None:
+            steps = [*steps, self._idempotent]
+        for step in reversed(steps):
             chain = functools.partial(step, next_=chain)  # type: ignore[call-arg]
         return chain
 
@@ -111,7 +120,7 @@ class ServerMiddleware(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             async def call_unary(call: RpcCall) -> Any:
                 return await unary(call.request, call.context)
 
-            chain = self._compose(call_unary)
+            chain = self._compose(call_unary, policy)
 
             async def unary_behavior(request: Any, context: Any) -> Any:
                 return await chain(RpcCall(policy, request, context))
@@ -133,7 +142,7 @@ class ServerMiddleware(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             else:
                 await stream(call.request, call.context)
 
-        stream_chain = self._compose(call_stream)
+        stream_chain = self._compose(call_stream, policy)
 
         async def stream_behavior(request: Any, context: Any) -> None:
             await stream_chain(RpcCall(policy, request, context))
@@ -254,3 +263,16 @@ class ServerMiddleware(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if counted:
                 raise InvalidArgument(violations=counted)
         return await next_(call)
+
+    async def _idempotent(self, call: RpcCall, next_: Handler) -> Any:
+        key = call.request.idempotency_key
+        store, response_type = self._idempotency, call.policy.replay_as
+        if not key or store is None or response_type is None:
+            return await next_(call)
+        caller = call.caller
+        # Scoped by method and caller: one merchant's key never replays another's call.
+        scope = (
+            f"{call.policy.service}/{call.policy.method}"
+            f"|{caller.service or ''}|{caller.user_id or ''}|{caller.merchant_id or ''}"
+        )
+        return await store.run(scope, key, call.request, response_type, lambda: next_(call))

@@ -6,13 +6,16 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
 
 from paynow.api.v1 import annotations_pb2
 
 __all__ = ["MethodPolicy", "build_policies", "field_path"]
 
 _FIELD_MASK = "google.protobuf.FieldMask"
+_IDEMPOTENCY_KEY = "idempotency_key"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -24,6 +27,9 @@ class MethodPolicy:
     allow: frozenset[int]
     # For an update with `update_mask`: the request field holding the resource (AIP-134).
     resource_field: str | None = None
+    # For a unary method whose request has `idempotency_key`: the response class, so a
+    # stored response can be replayed (see _idempotency.py).
+    replay_as: type[Message] | None = None
 
     def counts(self, path: str, masked: Iterable[str]) -> bool:
         """Whether a violation at `path` counts, given the request's update_mask paths."""
@@ -50,6 +56,12 @@ def _resource_field(method: MethodDescriptor) -> str | None:
     return str(candidates[0].name) if len(candidates) == 1 else None
 
 
+def _replay_as(method: MethodDescriptor) -> type[Message] | None:
+    if method.server_streaming or _IDEMPOTENCY_KEY not in method.input_type.fields_by_name:
+        return None
+    return message_factory.GetMessageClass(method.output_type)
+
+
 def build_policies(
     services: Iterable[ServiceDescriptor], default_access: int
 ) -> dict[str, MethodPolicy]:
@@ -71,6 +83,7 @@ def build_policies(
                 method=method.name,
                 allow=allow or frozenset({default_access}),
                 resource_field=_resource_field(method),
+                replay_as=_replay_as(method),
             )
     return policies
 
