@@ -1,0 +1,100 @@
+"""`make run` end to end: every service SERVING, then Ctrl-C stops them all and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.framework._stack import free_ports
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ["account", "auth", "merchant"]
+pytestmark = pytest.mark.e2e
+
+
+def _alive(pid: int) -> bool:
+    """True if `pid` exists and is not a zombie (read from /proc; psutil is not installed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def _read_until_all_serving(stream: asyncio.StreamReader, output: list[str]) -> None:
+    while line := (await stream.readline()).decode():
+        output.append(line)
+        if "Ctrl-C stops them all" in line:  # the summary's last line
+            return
+    raise AssertionError("the stack exited before every service was SERVING")
+
+
+async def _health(port: int) -> int:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+    return int(reply.status)
+
+
+async def test_ctrl_c_stops_every_service_and_exits_zero(tmp_path: Path) -> None:
+    """Started as `make run` starts it, the stack serves all three; SIGINT leaves nothing."""
+    ports = free_ports(SERVICES)  # not the registry ports: a developer's stack may be running
+    env = {
+        **os.environ,
+        "PAYNOW_DATA_DIR": str(tmp_path / "data"),
+        **{f"PAYNOW_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+    }
+    env.pop("PAYNOW_INTERNAL_TOKEN", None)  # the stack must make its own
+    stack = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.framework.stack",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        process_group=0,  # like a terminal's foreground job, which Ctrl-C signals as a group
+    )
+    assert stack.stdout is not None
+    output: list[str] = []
+    try:
+        try:
+            await asyncio.wait_for(_read_until_all_serving(stack.stdout, output), 90)
+        except (TimeoutError, AssertionError):
+            print("".join(output))
+            raise
+        summary = "".join(line for line in output if line.startswith("stack "))
+        pids = [int(pid) for pid in re.findall(r"^stack +\|   \w+ .* pid (\d+)$", summary, re.M)]
+        statuses = [await _health(port) for port in ports.values()]
+        os.killpg(stack.pid, signal.SIGINT)
+        rest, _ = await asyncio.wait_for(stack.communicate(), 60)
+        output.append(rest.decode())
+    finally:
+        if stack.returncode is None:
+            stack.kill()
+            await stack.wait()
+    assert statuses == [health_pb2.HealthCheckResponse.SERVING] * len(SERVICES), "".join(output)
+    assert len(pids) == len(SERVICES), "".join(output)
+    assert stack.returncode == 0, "".join(output)
+    assert [pid for pid in pids if _alive(pid)] == []
+    assert sorted(p.name for p in (tmp_path / "data").glob("*.db")) == [
+        f"{name}.db" for name in SERVICES
+    ]
+
+
+def test_make_run_runs_the_stack_module() -> None:
+    """The documented entry point and the tested one are the same command."""
+    dry_run = subprocess.run(
+        ["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "-m services.framework.stack" in dry_run.stdout
