@@ -7,15 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from paynow.account.v1 import account_service_pb2, account_service_pb2_grpc, errors_pb2
-from services.framework import ConfigError, Database, ServiceApp, load_settings
+from services.framework import (
+    ConfigError,
+    Database,
+    ServiceApp,
+    SqlUnitOfWorkRunner,
+    load_settings,
+)
 
 from .config import AccountSettings
+from .domain import Accounts, Ledger
+from .storage import SqlAccountUnitOfWork
 from .transport import AccountServicer
 
 __all__ = ["MIGRATIONS", "build", "main"]
@@ -27,9 +36,11 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def build(settings: AccountSettings) -> ServiceApp:
     """Wire the account service from its settings (nothing is started or opened yet)."""
     database = Database(settings.database_url.reveal(), service=settings.service)
+    uow = SqlUnitOfWorkRunner(database, SqlAccountUnitOfWork)
+    clock = _utc_now
+    accounts = Accounts(uow, currencies=settings.currency_codes, clock=clock)
+    ledger = Ledger(uow, accounts, clock=clock)
     # The stubs type the enum as a class; at run time it is the EnumTypeWrapper ServiceApp reads.
-    # Servicers are abstract in the stubs until every method is written (ignore[abstract]);
-    # meanwhile the generated base answers the missing methods.
     app = ServiceApp(
         settings,
         domain="paynow.account",
@@ -38,11 +49,15 @@ def build(settings: AccountSettings) -> ServiceApp:
         migrations=str(MIGRATIONS),
     )
     app.add_service(
-        AccountServicer(),  # type: ignore[abstract]
+        AccountServicer(accounts, ledger),
         account_service_pb2_grpc.add_AccountServiceServicer_to_server,
         account_service_pb2.DESCRIPTOR.services_by_name["AccountService"],
     )
     return app
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from ._errors import (
     Unavailable,
     to_status,
 )
+from ._idempotency import IdempotencyStore, idempotency_table
 from ._identity import (
     CALLER_SERVICE_KEY,
     INTERNAL_TOKEN_KEY,
@@ -57,6 +58,7 @@ __all__ = [
     "DomainError",
     "FailedPrecondition",
     "IdempotencyKeyReused",
+    "IdempotencyStore",
     "Internal",
     "InvalidArgument",
     "InvalidPageToken",
@@ -84,6 +86,7 @@ __all__ = [
     "current_caller",
     "current_request_id",
     "encode_page_token",
+    "idempotency_table",
     "is_id",
     "load_registry",
     "load_settings",

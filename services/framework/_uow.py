@@ -25,7 +25,9 @@ U_co = TypeVar("U_co", covariant=True)
 class UnitOfWorkRunner(Protocol[U_co]):
     """Runs `work(uow)` in one transaction and returns its result (the domain's port)."""
 
-    async def __call__(self, work: Callable[[U], Awaitable[T]], *, readonly: bool = False) -> T: ...
+    async def __call__(
+        self, work: Callable[[U_co], Awaitable[T]], *, readonly: bool = False
+    ) -> T: ...
 
 
 class SqlUnitOfWorkRunner(Generic[U]):
