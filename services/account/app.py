@@ -9,9 +9,6 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
-
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from paynow.account.v1 import account_service_pb2, account_service_pb2_grpc, errors_pb2
 from services.framework import (
@@ -40,11 +37,10 @@ def build(settings: AccountSettings) -> ServiceApp:
     clock = _utc_now
     accounts = Accounts(uow, currencies=settings.currency_codes, clock=clock)
     ledger = Ledger(uow, accounts, clock=clock)
-    # The stubs type the enum as a class; at run time it is the EnumTypeWrapper ServiceApp reads.
     app = ServiceApp(
         settings,
         domain="paynow.account",
-        error_reasons=cast("EnumTypeWrapper", errors_pb2.ErrorReason),
+        error_reasons=errors_pb2.ErrorReason.DESCRIPTOR,
         database=database,
         migrations=str(MIGRATIONS),
     )

@@ -14,7 +14,16 @@ from grpc import aio
 from paynow.account.v1 import account_pb2, account_service_pb2, account_service_pb2_grpc
 from services.framework import Unauthenticated, current_caller, page_request
 
-from .domain import Account, AccountKind, Accounts, AccountState, EntryKind, Ledger, LedgerEntry
+from .domain import (
+    Account,
+    AccountKind,
+    Accounts,
+    AccountState,
+    EntryKind,
+    Ledger,
+    LedgerEntry,
+    Transfer,
+)
 from .domain.accounts import NewAccount
 from .domain.ledger import Movement
 
@@ -72,6 +81,25 @@ def entry_to_proto(entry: LedgerEntry) -> account_pb2.Transaction:
         memo=entry.memo,
         create_time=_timestamp(entry.create_time),
     )
+
+
+def transfer_to_proto(transfer: Transfer) -> account_pb2.Transfer:
+    return account_pb2.Transfer(
+        id=transfer.id,
+        from_account_id=transfer.from_account_id,
+        to_account_id=transfer.to_account_id,
+        amount_minor=transfer.amount_minor,
+        currency_code=transfer.currency_code,
+        memo=transfer.memo,
+        idempotency_key=transfer.idempotency_key,
+        create_time=_timestamp(transfer.create_time),
+    )
+
+
+def _transfer_scope() -> str:
+    # Keys are per calling service, so merchant's `pay_…` keys cannot collide with another
+    # service's, and no service can look up another's transfers.
+    return f"transfer:{current_caller().service}"
 
 
 def _user_id() -> str:
@@ -176,23 +204,16 @@ class AccountServicer(account_service_pb2_grpc.AccountServiceServicer):
                 amount_minor=request.amount_minor,
                 currency_code=request.currency_code,
                 memo=request.memo,
-                # Keys are per calling service, so merchant's `pay_…` keys cannot collide
-                # with another service's.
-                idempotency_scope=f"transfer:{current_caller().service}",
+                idempotency_scope=_transfer_scope(),
                 idempotency_key=request.idempotency_key,
             )
         )
-        transfer = moved.transfer
         return account_service_pb2.TransferResponse(
-            transfer=account_pb2.Transfer(
-                id=transfer.id,
-                from_account_id=transfer.from_account_id,
-                to_account_id=transfer.to_account_id,
-                amount_minor=transfer.amount_minor,
-                currency_code=transfer.currency_code,
-                memo=transfer.memo,
-                idempotency_key=transfer.idempotency_key,
-                create_time=_timestamp(transfer.create_time),
-            ),
-            created=moved.created,
+            transfer=transfer_to_proto(moved.transfer), created=moved.created
         )
+
+    async def LookupTransfer(
+        self, request: account_service_pb2.LookupTransferRequest, context: aio.ServicerContext
+    ) -> account_pb2.Transfer:
+        found = await self._ledger.lookup(_transfer_scope(), request.idempotency_key)
+        return transfer_to_proto(found)

@@ -19,6 +19,7 @@ from ._errors import (
     StorageUnavailable,
     Unauthenticated,
     Unavailable,
+    Unimplemented,
     to_status,
 )
 from ._idempotency import IdempotencyStore, idempotency_table
@@ -78,6 +79,7 @@ __all__ = [
     "StorageUnavailable",
     "Unauthenticated",
     "Unavailable",
+    "Unimplemented",
     "UnitOfWorkRunner",
     "UtcDateTime",
     "close_channels",

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import grpc
 import structlog
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.descriptor import EnumDescriptor, ServiceDescriptor
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from paynow.api.v1 import annotations_pb2
@@ -45,7 +45,7 @@ class ServiceApp:
         settings: ServiceSettings,
         *,
         domain: str,
-        error_reasons: EnumTypeWrapper,
+        error_reasons: EnumDescriptor | EnumTypeWrapper,
         database: MigratingDatabase | None = None,
         migrations: str | None = None,
         default_access: int = annotations_pb2.ACCESS_INTERNAL,
@@ -55,9 +55,13 @@ class ServiceApp:
         self.settings = settings
         self.domain = domain
         # The wire reason drops the enum prefix (ERROR_REASON_INSUFFICIENT_FUNDS → …FUNDS).
+        # Pass `errors_pb2.ErrorReason.DESCRIPTOR` (typed in the stubs); the enum wrapper
+        # itself is accepted too.
+        enum = (
+            error_reasons if isinstance(error_reasons, EnumDescriptor) else error_reasons.DESCRIPTOR
+        )
         self.error_reasons = frozenset(
-            name.removeprefix(_REASON_PREFIX)
-            for name in error_reasons.keys()  # noqa: SIM118 - EnumTypeWrapper has no __iter__
+            value.name.removeprefix(_REASON_PREFIX) for value in enum.values
         )
         self._database = database
         self._migrations = migrations

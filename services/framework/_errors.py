@@ -15,6 +15,7 @@ DomainError                 gRPC code            details added
 ├── ResourceExhausted       RESOURCE_EXHAUSTED   RetryInfo
 ├── Unavailable             UNAVAILABLE          RetryInfo when retry_after_s is given
 │   └── StorageUnavailable
+├── Unimplemented           UNIMPLEMENTED        (a declared RPC not written yet)
 └── Internal                INTERNAL             (raised only by the error middleware)
 ```
 
@@ -48,6 +49,7 @@ __all__ = [
     "StorageUnavailable",
     "Unauthenticated",
     "Unavailable",
+    "Unimplemented",
     "to_status",
 ]
 
@@ -217,6 +219,12 @@ class Unavailable(_Retryable):
 class StorageUnavailable(Unavailable):
     reason = "STORAGE_UNAVAILABLE"
     message = "the database cannot be reached right now; retry later"
+
+
+class Unimplemented(DomainError):
+    reason = "NOT_IMPLEMENTED"
+    code = grpc.StatusCode.UNIMPLEMENTED
+    message = "this method is not implemented yet"
 
 
 class Internal(DomainError):

@@ -24,7 +24,14 @@ import structlog
 from grpc_status import rpc_status
 
 from . import _identity
-from ._errors import DomainError, Internal, InvalidArgument, ResourceExhausted, to_status
+from ._errors import (
+    DomainError,
+    Internal,
+    InvalidArgument,
+    ResourceExhausted,
+    Unimplemented,
+    to_status,
+)
 from ._idempotency import IdempotencyStore
 from ._identity import ANONYMOUS, REQUEST_ID_KEY, Caller, authorize, resolve_caller
 from ._policy import MethodPolicy, field_path
@@ -211,6 +218,9 @@ class ServerMiddleware(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             raise
         except DomainError as error:
             await self._abort(call, error)
+        except NotImplementedError:
+            # The generated base class raises it for a method the servicer does not define.
+            await self._abort(call, Unimplemented(method=call.policy.method))
         except Exception:
             _log.error("rpc_crashed", exc_info=True)
             await self._abort(

@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import cast
-
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from paynow.merchant.v1 import (
     api_key_service_pb2,
@@ -35,13 +32,12 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def build(settings: MerchantSettings) -> ServiceApp:
     """Wire the merchant service from its settings (nothing is started or opened yet)."""
     database = Database(settings.database_url.reveal(), service=settings.service)
-    # The stubs type the enum as a class; at run time it is the EnumTypeWrapper ServiceApp reads.
     # Servicers are abstract in the stubs until every method is written (ignore[abstract]);
     # meanwhile the generated base answers the missing methods.
     app = ServiceApp(
         settings,
         domain="paynow.merchant",
-        error_reasons=cast("EnumTypeWrapper", errors_pb2.ErrorReason),
+        error_reasons=errors_pb2.ErrorReason.DESCRIPTOR,
         database=database,
         migrations=str(MIGRATIONS),
     )

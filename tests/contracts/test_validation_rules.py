@@ -97,6 +97,10 @@ EXAMPLES: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {
             "memo too long": {"memo": "m" * 201},
         },
     ),
+    "paynow.account.v1.LookupTransferRequest": (
+        {"idempotencyKey": PAY},
+        {"empty key": {"idempotencyKey": ""}, "key with a space": {"idempotencyKey": "a b"}},
+    ),
     "paynow.auth.v1.RegisterRequest": (
         {"email": "ada@example.com", "password": PASSWORD, "displayName": "Ada"},
         {

@@ -158,3 +158,12 @@ def test_reason_must_be_upper_snake() -> None:
     """A subclass with a malformed reason fails when it is defined, not when it is raised."""
     with pytest.raises(TypeError):
         type("Bad", (DomainError,), {"reason": "bad-reason"})
+
+
+async def test_a_method_not_written_yet_answers_unimplemented(user_stub) -> None:
+    """A declared RPC the servicer lacks is UNIMPLEMENTED (NOT_IMPLEMENTED), not INTERNAL."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await user_stub.ListAccounts(account_service_pb2.ListAccountsRequest())
+    code, info, _ = unpack(caught.value)
+    assert code == grpc.StatusCode.UNIMPLEMENTED
+    assert info.reason == "NOT_IMPLEMENTED"

@@ -7,11 +7,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from sqlalchemy import text
 
-from paynow.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from services.framework import Database, load_settings
 from services.framework.testing import serve_in_process
 
@@ -36,18 +34,3 @@ async def test_the_skeleton_migrates_its_database_then_serves(service: str, tmp_
     finally:
         await db.dispose()
     assert [tuple(row) for row in rows] == [("service", service)]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="the error middleware turns the generated base's NotImplementedError into INTERNAL",
-)
-async def test_an_rpc_not_written_yet_answers_unimplemented(tmp_path: Path) -> None:
-    """A method still served by the generated base class says UNIMPLEMENTED, not INTERNAL."""
-    from services.auth.app import build
-
-    async with serve_in_process(build(_settings("auth", tmp_path))) as server:
-        stub = server.stub(auth_service_pb2_grpc.AuthServiceStub)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.GetJwks(auth_service_pb2.GetJwksRequest(), timeout=5)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -14,6 +14,7 @@ from .errors import (
     EmailAlreadyExists,
     EtagMismatch,
     InsufficientFunds,
+    TransferNotFound,
     UnsupportedCurrency,
 )
 from .ledger import Ledger
@@ -51,6 +52,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerRepository",
     "Transfer",
+    "TransferNotFound",
     "UnsupportedCurrency",
     "funding_account_id",
 ]

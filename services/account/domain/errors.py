@@ -13,6 +13,7 @@ __all__ = [
     "EmailAlreadyExists",
     "EtagMismatch",
     "InsufficientFunds",
+    "TransferNotFound",
     "UnsupportedCurrency",
 ]
 
@@ -60,3 +61,8 @@ class UnsupportedCurrency(InvalidArgument):
 class BalanceLimitExceeded(FailedPrecondition):
     reason = "BALANCE_LIMIT_EXCEEDED"
     message = "the credit would take the balance past the largest allowed value"
+
+
+class TransferNotFound(NotFound):
+    reason = "TRANSFER_NOT_FOUND"
+    message = "no transfer was made with this idempotency key"

@@ -23,6 +23,7 @@ from .errors import (
     BalanceLimitExceeded,
     CurrencyMismatch,
     InsufficientFunds,
+    TransferNotFound,
 )
 from .models import (
     MAX_BALANCE_MINOR,
@@ -95,6 +96,17 @@ class Ledger:
         except DuplicateKey:
             # A concurrent request with the same key committed first; this one returns it.
             return await self._move(movement)
+
+    async def lookup(self, scope: str, key: str) -> Transfer:
+        """The transfer made with this key in this scope; raises TransferNotFound if none."""
+
+        async def work(uow: AccountUnitOfWork) -> Transfer | None:
+            return await uow.ledger.get_transfer(scope, key)
+
+        found = await self._uow(work, readonly=True)
+        if found is None:
+            raise TransferNotFound(idempotency_key=key)
+        return found
 
     async def deposit(
         self, owner_id: str, account_id: str, amount_minor: int, currency_code: str, key: str

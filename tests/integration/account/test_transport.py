@@ -349,3 +349,26 @@ async def test_a_page_token_for_another_account_is_refused(account: AccountHarne
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_PAGE_TOKEN",
     )
+
+
+async def test_lookup_finds_a_transfer_by_key_without_moving_money(
+    account: AccountHarness,
+) -> None:
+    """LookupTransfer returns the caller's transfer for a key, and NOT_FOUND for another key."""
+    source, target = await account.person(deposit_minor=100), await account.person()
+    stub = account.as_service("merchant")
+    made = await stub.Transfer(transfer(source.id, target.id, 30, key="pay_lookup"))
+    found = await stub.LookupTransfer(pb.LookupTransferRequest(idempotency_key="pay_lookup"))
+    assert found.id == made.transfer.id
+    await expect_error(
+        stub.LookupTransfer(pb.LookupTransferRequest(idempotency_key="pay_other")),
+        grpc.StatusCode.NOT_FOUND,
+        "TRANSFER_NOT_FOUND",
+    )
+    await expect_error(
+        account.as_service("payouts").LookupTransfer(
+            pb.LookupTransferRequest(idempotency_key="pay_lookup")
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "TRANSFER_NOT_FOUND",
+    )

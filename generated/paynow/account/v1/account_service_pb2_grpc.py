@@ -77,6 +77,11 @@ class AccountServiceStub:
                 request_serializer=paynow_dot_account_dot_v1_dot_account__service__pb2.TransferRequest.SerializeToString,
                 response_deserializer=paynow_dot_account_dot_v1_dot_account__service__pb2.TransferResponse.FromString,
                 _registered_method=True)
+        self.LookupTransfer = channel.unary_unary(
+                '/paynow.account.v1.AccountService/LookupTransfer',
+                request_serializer=paynow_dot_account_dot_v1_dot_account__service__pb2.LookupTransferRequest.SerializeToString,
+                response_deserializer=paynow_dot_account_dot_v1_dot_account__pb2.Transfer.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -148,6 +153,15 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LookupTransfer(self, request, context):
+        """Finds the transfer the calling service made with an idempotency key, without moving
+        money: merchant uses it to settle an interrupted payment from the ledger. NOT_FOUND
+        (TRANSFER_NOT_FOUND) if that key moved nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +204,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.Transfer,
                     request_deserializer=paynow_dot_account_dot_v1_dot_account__service__pb2.TransferRequest.FromString,
                     response_serializer=paynow_dot_account_dot_v1_dot_account__service__pb2.TransferResponse.SerializeToString,
+            ),
+            'LookupTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupTransfer,
+                    request_deserializer=paynow_dot_account_dot_v1_dot_account__service__pb2.LookupTransferRequest.FromString,
+                    response_serializer=paynow_dot_account_dot_v1_dot_account__pb2.Transfer.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -410,6 +429,33 @@ class AccountService:
             '/paynow.account.v1.AccountService/Transfer',
             paynow_dot_account_dot_v1_dot_account__service__pb2.TransferRequest.SerializeToString,
             paynow_dot_account_dot_v1_dot_account__service__pb2.TransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paynow.account.v1.AccountService/LookupTransfer',
+            paynow_dot_account_dot_v1_dot_account__service__pb2.LookupTransferRequest.SerializeToString,
+            paynow_dot_account_dot_v1_dot_account__pb2.Transfer.FromString,
             options,
             channel_credentials,
             insecure,

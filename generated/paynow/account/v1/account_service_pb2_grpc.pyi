@@ -66,6 +66,11 @@ class AccountServiceStub:
     (FAILED_PRECONDITION, INSUFFICIENT_FUNDS), to mix currencies, or to touch an account that
     is not active. Idempotent by `idempotency_key`: a retry returns the first transfer.
     """
+    LookupTransfer: _grpc.UnaryUnaryMultiCallable[_account_service_pb2.LookupTransferRequest, _account_pb2.Transfer]
+    """Finds the transfer the calling service made with an idempotency key, without moving
+    money: merchant uses it to settle an interrupted payment from the ledger. NOT_FOUND
+    (TRANSFER_NOT_FOUND) if that key moved nothing.
+    """
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -103,6 +108,11 @@ class AccountServiceAsyncStub(AccountServiceStub):
     `to` and writes both ledger entries, or does nothing. Refuses to overdraw
     (FAILED_PRECONDITION, INSUFFICIENT_FUNDS), to mix currencies, or to touch an account that
     is not active. Idempotent by `idempotency_key`: a retry returns the first transfer.
+    """
+    LookupTransfer: _aio.UnaryUnaryMultiCallable[_account_service_pb2.LookupTransferRequest, _account_pb2.Transfer]  # type: ignore[assignment]
+    """Finds the transfer the calling service made with an idempotency key, without moving
+    money: merchant uses it to settle an interrupted payment from the ledger. NOT_FOUND
+    (TRANSFER_NOT_FOUND) if that key moved nothing.
     """
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -186,6 +196,17 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         `to` and writes both ledger entries, or does nothing. Refuses to overdraw
         (FAILED_PRECONDITION, INSUFFICIENT_FUNDS), to mix currencies, or to touch an account that
         is not active. Idempotent by `idempotency_key`: a retry returns the first transfer.
+        """
+
+    @_abc_1.abstractmethod
+    def LookupTransfer(
+        self,
+        request: _account_service_pb2.LookupTransferRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.Transfer, _abc.Awaitable[_account_pb2.Transfer]]:
+        """Finds the transfer the calling service made with an idempotency key, without moving
+        money: merchant uses it to settle an interrupted payment from the ledger. NOT_FOUND
+        (TRANSFER_NOT_FOUND) if that key moved nothing.
         """
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -42,6 +42,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ABORTED: a request with the same idempotency key is still running; retry later."""
     ERROR_REASON_STORAGE_UNAVAILABLE: _ErrorReason.ValueType  # 9
     """UNAVAILABLE: the service's database cannot be reached right now; retry later."""
+    ERROR_REASON_NOT_IMPLEMENTED: _ErrorReason.ValueType  # 10
+    """UNIMPLEMENTED: the method is declared in the contract but not written yet."""
     ERROR_REASON_ACCOUNT_NOT_FOUND: _ErrorReason.ValueType  # 20
     """NOT_FOUND: no such account, or not the caller's. metadata.accountId."""
     ERROR_REASON_EMAIL_ALREADY_EXISTS: _ErrorReason.ValueType  # 21
@@ -62,6 +64,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INVALID_ARGUMENT: the currency is not one this deployment supports."""
     ERROR_REASON_BALANCE_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 28
     """FAILED_PRECONDITION: the credit would take the balance past the largest allowed value."""
+    ERROR_REASON_TRANSFER_NOT_FOUND: _ErrorReason.ValueType  # 29
+    """NOT_FOUND: the calling service made no transfer with this idempotency key."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every `ErrorInfo.reason` the account service returns, in the `paynow.account` domain. The
@@ -89,6 +93,8 @@ ERROR_REASON_REQUEST_IN_PROGRESS: ErrorReason.ValueType  # 8
 """ABORTED: a request with the same idempotency key is still running; retry later."""
 ERROR_REASON_STORAGE_UNAVAILABLE: ErrorReason.ValueType  # 9
 """UNAVAILABLE: the service's database cannot be reached right now; retry later."""
+ERROR_REASON_NOT_IMPLEMENTED: ErrorReason.ValueType  # 10
+"""UNIMPLEMENTED: the method is declared in the contract but not written yet."""
 ERROR_REASON_ACCOUNT_NOT_FOUND: ErrorReason.ValueType  # 20
 """NOT_FOUND: no such account, or not the caller's. metadata.accountId."""
 ERROR_REASON_EMAIL_ALREADY_EXISTS: ErrorReason.ValueType  # 21
@@ -109,4 +115,6 @@ ERROR_REASON_UNSUPPORTED_CURRENCY: ErrorReason.ValueType  # 27
 """INVALID_ARGUMENT: the currency is not one this deployment supports."""
 ERROR_REASON_BALANCE_LIMIT_EXCEEDED: ErrorReason.ValueType  # 28
 """FAILED_PRECONDITION: the credit would take the balance past the largest allowed value."""
+ERROR_REASON_TRANSFER_NOT_FOUND: ErrorReason.ValueType  # 29
+"""NOT_FOUND: the calling service made no transfer with this idempotency key."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

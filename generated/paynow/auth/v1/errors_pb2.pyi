@@ -42,6 +42,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ABORTED: a request with the same idempotency key is still running; retry later."""
     ERROR_REASON_STORAGE_UNAVAILABLE: _ErrorReason.ValueType  # 9
     """UNAVAILABLE: the service's database cannot be reached right now; retry later."""
+    ERROR_REASON_NOT_IMPLEMENTED: _ErrorReason.ValueType  # 10
+    """UNIMPLEMENTED: the method is declared in the contract but not written yet."""
     ERROR_REASON_EMAIL_ALREADY_REGISTERED: _ErrorReason.ValueType  # 20
     """ALREADY_EXISTS: a person with this email (ignoring case) is registered."""
     ERROR_REASON_INVALID_CREDENTIALS: _ErrorReason.ValueType  # 21
@@ -87,6 +89,8 @@ ERROR_REASON_REQUEST_IN_PROGRESS: ErrorReason.ValueType  # 8
 """ABORTED: a request with the same idempotency key is still running; retry later."""
 ERROR_REASON_STORAGE_UNAVAILABLE: ErrorReason.ValueType  # 9
 """UNAVAILABLE: the service's database cannot be reached right now; retry later."""
+ERROR_REASON_NOT_IMPLEMENTED: ErrorReason.ValueType  # 10
+"""UNIMPLEMENTED: the method is declared in the contract but not written yet."""
 ERROR_REASON_EMAIL_ALREADY_REGISTERED: ErrorReason.ValueType  # 20
 """ALREADY_EXISTS: a person with this email (ignoring case) is registered."""
 ERROR_REASON_INVALID_CREDENTIALS: ErrorReason.ValueType  # 21

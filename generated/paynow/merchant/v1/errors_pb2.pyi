@@ -42,6 +42,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ABORTED: a request with the same idempotency key is still running; retry later."""
     ERROR_REASON_STORAGE_UNAVAILABLE: _ErrorReason.ValueType  # 9
     """UNAVAILABLE: the service's database cannot be reached right now; retry later."""
+    ERROR_REASON_NOT_IMPLEMENTED: _ErrorReason.ValueType  # 10
+    """UNIMPLEMENTED: the method is declared in the contract but not written yet."""
     ERROR_REASON_MERCHANT_NOT_FOUND: _ErrorReason.ValueType  # 20
     """NOT_FOUND: no such merchant, or not the caller's. metadata.merchantId."""
     ERROR_REASON_MERCHANT_DISABLED: _ErrorReason.ValueType  # 21
@@ -103,6 +105,8 @@ ERROR_REASON_REQUEST_IN_PROGRESS: ErrorReason.ValueType  # 8
 """ABORTED: a request with the same idempotency key is still running; retry later."""
 ERROR_REASON_STORAGE_UNAVAILABLE: ErrorReason.ValueType  # 9
 """UNAVAILABLE: the service's database cannot be reached right now; retry later."""
+ERROR_REASON_NOT_IMPLEMENTED: ErrorReason.ValueType  # 10
+"""UNIMPLEMENTED: the method is declared in the contract but not written yet."""
 ERROR_REASON_MERCHANT_NOT_FOUND: ErrorReason.ValueType  # 20
 """NOT_FOUND: no such merchant, or not the caller's. metadata.merchantId."""
 ERROR_REASON_MERCHANT_DISABLED: ErrorReason.ValueType  # 21

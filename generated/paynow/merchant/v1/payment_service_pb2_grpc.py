@@ -144,8 +144,8 @@ class PaymentServiceServicer:
 
     def WatchPayment(self, request, context):
         """Streams the payment each time it changes, starting with its current state, and ends once
-        it reaches a final state or the call's deadline passes. A checkout page uses it to learn
-        of the approval without polling.
+        it no longer waits for approval (SUCCEEDED, DECLINED or EXPIRED) or the call's deadline
+        passes. A checkout page uses it to learn of the approval without polling.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

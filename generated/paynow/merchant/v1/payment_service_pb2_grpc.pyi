@@ -64,8 +64,8 @@ class PaymentServiceStub:
     """
     WatchPayment: _grpc.UnaryStreamMultiCallable[_payment_service_pb2.WatchPaymentRequest, _payment_pb2.Payment]
     """Streams the payment each time it changes, starting with its current state, and ends once
-    it reaches a final state or the call's deadline passes. A checkout page uses it to learn
-    of the approval without polling.
+    it no longer waits for approval (SUCCEEDED, DECLINED or EXPIRED) or the call's deadline
+    passes. A checkout page uses it to learn of the approval without polling.
     """
 
 @_typing.type_check_only
@@ -103,8 +103,8 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     """
     WatchPayment: _aio.UnaryStreamMultiCallable[_payment_service_pb2.WatchPaymentRequest, _payment_pb2.Payment]  # type: ignore[assignment]
     """Streams the payment each time it changes, starting with its current state, and ends once
-    it reaches a final state or the call's deadline passes. A checkout page uses it to learn
-    of the approval without polling.
+    it no longer waits for approval (SUCCEEDED, DECLINED or EXPIRED) or the call's deadline
+    passes. A checkout page uses it to learn of the approval without polling.
     """
 
 class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -187,8 +187,8 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_payment_pb2.Payment], _abc.AsyncIterator[_payment_pb2.Payment]]:
         """Streams the payment each time it changes, starting with its current state, and ends once
-        it reaches a final state or the call's deadline passes. A checkout page uses it to learn
-        of the approval without polling.
+        it no longer waits for approval (SUCCEEDED, DECLINED or EXPIRED) or the call's deadline
+        passes. A checkout page uses it to learn of the approval without polling.
         """
 
 def add_PaymentServiceServicer_to_server(servicer: PaymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
