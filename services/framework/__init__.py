@@ -1,5 +1,12 @@
 """PayNow's shared service framework: settings, errors, logging, middleware, clients, app."""
 
+from ._access_tokens import (
+    AccessTokenRejected,
+    AccessTokenVerifier,
+    CachedJwks,
+    JwksFetch,
+    VerifiedToken,
+)
 from ._app import MigratingDatabase, ServiceApp
 from ._clients import close_channels, connect
 from ._config import ConfigError, Secret, ServiceSettings, load_settings
@@ -52,7 +59,10 @@ __all__ = [
     "REQUEST_ID_KEY",
     "USER_ID_KEY",
     "Aborted",
+    "AccessTokenRejected",
+    "AccessTokenVerifier",
     "AlreadyExists",
+    "CachedJwks",
     "Caller",
     "ConfigError",
     "Database",
@@ -63,6 +73,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "InvalidPageToken",
+    "JwksFetch",
     "MigratingDatabase",
     "NotFound",
     "PageRequest",
@@ -82,6 +93,7 @@ __all__ = [
     "Unimplemented",
     "UnitOfWorkRunner",
     "UtcDateTime",
+    "VerifiedToken",
     "close_channels",
     "configure_logging",
     "connect",
