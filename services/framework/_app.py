@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import grpc
@@ -14,6 +14,7 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from paynow.api.v1 import annotations_pb2
 
+from ._background import BackgroundJob, BackgroundJobs
 from ._clients import close_channels
 from ._config import ServiceSettings
 from ._health import Health
@@ -70,6 +71,16 @@ class ServiceApp:
         self._server: Any = None
         self._health: Health | None = None
         self.port: int | None = None
+        self._jobs = BackgroundJobs()
+
+    def add_background_job(
+        self, name: str, run: Callable[[], Awaitable[object]], *, interval_s: float
+    ) -> None:
+        """Run `run()` after start-up and then every `interval_s` until the service stops.
+
+        Failures are logged and retried at the next tick; a truthy result is logged.
+        """
+        self._jobs.add(BackgroundJob(name, run, interval_s))
 
     def add_service(
         self,
@@ -123,6 +134,7 @@ class ServiceApp:
             await self.stop()
             raise
         await health.set_serving(True)
+        self._jobs.start()
         _log.info("service_started", service=settings.service, port=port)
         return int(port)
 
@@ -132,6 +144,7 @@ class ServiceApp:
         if server is None or health is None:
             return
         self._server = None
+        await self._jobs.stop()
         await health.shut_down()
         await server.stop(self.settings.grace_period_s)
         await close_channels()
