@@ -32,16 +32,15 @@ async def _admin_connection() -> asyncpg.Connection:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-async def postgres_database() -> AsyncIterator[str]:
-    """The name of this run's throwaway PostgreSQL database (dropped when the run ends)."""
-    name = f"paynow_test_{secrets.token_hex(6)}"
+async def _create_database(name: str) -> None:
     admin = await _admin_connection()
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield name
+
+
+async def _drop_database(name: str) -> None:
     admin = await _admin_connection()
     try:
         # FORCE: a test that failed may have left a connection open.
@@ -50,15 +49,37 @@ async def postgres_database() -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture
-async def postgres_url(postgres_database: str) -> str:
-    """A SQLAlchemy URL of the run's PostgreSQL database, with an empty public schema."""
-    connection = await asyncpg.connect(database=postgres_database, timeout=5, **_PG)
+async def _empty(database: str) -> str:
+    connection = await asyncpg.connect(database=database, timeout=5, **_PG)
     try:
         await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     finally:
         await connection.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{postgres_database}"
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+
+
+@pytest.fixture(scope="session")
+async def postgres_database() -> AsyncIterator[str]:
+    """The name of this run's throwaway PostgreSQL database (dropped when the run ends)."""
+    name = f"paynow_test_{secrets.token_hex(6)}"
+    await _create_database(name)
+    yield name
+    await _drop_database(name)
+
+
+@pytest.fixture(scope="session")
+async def second_postgres_database() -> AsyncIterator[str]:
+    """A second throwaway database, for tests that run two services with one database each."""
+    name = f"paynow_test_{secrets.token_hex(6)}"
+    await _create_database(name)
+    yield name
+    await _drop_database(name)
+
+
+@pytest.fixture
+async def postgres_url(postgres_database: str) -> str:
+    """A SQLAlchemy URL of the run's PostgreSQL database, with an empty public schema."""
+    return await _empty(postgres_database)
 
 
 @pytest.fixture
@@ -73,6 +94,20 @@ def database_url(request: pytest.FixtureRequest) -> str:
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     url: str = request.getfixturevalue(name)
     return url
+
+
+@pytest.fixture
+def second_database_url(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> str:
+    """Another empty database on the same backend as `database_url` (for a second service)."""
+    if database_url.startswith("sqlite"):
+        return f"sqlite+aiosqlite:///{tmp_path}/data/second.db"
+    url: str = request.getfixturevalue("_second_postgres_url")
+    return url
+
+
+@pytest.fixture
+async def _second_postgres_url(second_postgres_database: str) -> str:
+    return await _empty(second_postgres_database)
 
 
 @pytest.fixture

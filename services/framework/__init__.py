@@ -41,6 +41,7 @@ from ._identity import (
     current_request_id,
 )
 from ._ids import ID_ALPHABET, ID_LENGTH, is_id, new_id
+from ._local_secrets import local_secret
 from ._logging import configure_logging, register_secret
 from ._paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest, encode_page_token, page_request
 from ._registry import Registry, RegistryError, ServiceEntry, load_registry
@@ -104,6 +105,7 @@ __all__ = [
     "is_id",
     "load_registry",
     "load_settings",
+    "local_secret",
     "new_id",
     "page_request",
     "register_secret",

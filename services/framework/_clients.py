@@ -59,10 +59,7 @@ def outgoing_timeout(default_s: float, requested_s: float | None = None) -> floa
     return timeout
 
 
-class _ContextPropagation(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
-):
+class _ContextPropagation:
     def __init__(self, settings: ServiceSettings) -> None:
         self._service = settings.service
         self._token = settings.internal_token.reveal()
@@ -95,9 +92,15 @@ class _ContextPropagation(
             details.method, timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+# grpc.aio files an interceptor under the first call kind it implements only (an if/elif
+# chain in Channel.__init__), so one class per kind, or streams would pass unintercepted.
+class _UnaryPropagation(_ContextPropagation, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _StreamPropagation(_ContextPropagation, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
@@ -115,7 +118,7 @@ def connect(address: str, stub_class: type[T], *, settings: ServiceSettings) -> 
         channel = grpc.aio.insecure_channel(
             address,
             options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)],
-            interceptors=[_ContextPropagation(settings)],
+            interceptors=[_UnaryPropagation(settings), _StreamPropagation(settings)],
         )
         _channels[key] = channel
     return stub_class(channel)  # type: ignore[call-arg]

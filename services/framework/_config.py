@@ -135,7 +135,10 @@ def load_settings(cls: type[S], service: str, environ: Mapping[str, str] | None 
         )
         raw = env.get(variable)
         if raw is None:
-            if field.default is not dataclasses.MISSING:
+            if (
+                field.default is not dataclasses.MISSING
+                or field.default_factory is not dataclasses.MISSING
+            ):
                 continue
             raw = _default(service, field.name, variable, env)
             if raw is dataclasses.MISSING:

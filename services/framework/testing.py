@@ -86,10 +86,7 @@ async def wait_until_serving(address: str, *, service: str = "", timeout_s: floa
             call.cancel()
 
 
-class _AddMetadata(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
-):
+class _AddMetadata:
     def __init__(self, metadata: Sequence[tuple[str, str]]) -> None:
         self._metadata = tuple(metadata)
 
@@ -97,9 +94,14 @@ class _AddMetadata(
         metadata = grpc.aio.Metadata(*(details.metadata or ()), *self._metadata)
         return details._replace(metadata=metadata)
 
+
+# One class per call kind: grpc.aio files an interceptor under its first kind only.
+class _AddUnaryMetadata(_AddMetadata, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _AddStreamMetadata(_AddMetadata, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
@@ -121,7 +123,8 @@ class InProcessServer:
         """A `stub_class` on this server; `metadata` (see caller_metadata) goes on every call."""
         channel = self.channel
         if metadata:
-            channel = grpc.aio.insecure_channel(self.address, interceptors=[_AddMetadata(metadata)])
+            interceptors = [_AddUnaryMetadata(metadata), _AddStreamMetadata(metadata)]
+            channel = grpc.aio.insecure_channel(self.address, interceptors=interceptors)
             self._extra_channels.append(channel)
         return stub_class(channel)  # type: ignore[call-arg]
 

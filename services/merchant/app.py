@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from paynow.merchant.v1 import (
@@ -18,9 +19,19 @@ from paynow.merchant.v1 import (
     payment_service_pb2,
     payment_service_pb2_grpc,
 )
-from services.framework import ConfigError, Database, ServiceApp, load_settings
+from services.framework import (
+    ConfigError,
+    Database,
+    ServiceApp,
+    SqlUnitOfWorkRunner,
+    load_settings,
+    local_secret,
+)
 
+from .account_gateway import GrpcAccountGateway
 from .config import MerchantSettings
+from .domain import ApiKeys, Merchants, Payments, Recovery, Refunds
+from .storage import SqlMerchantUnitOfWork
 from .transport import ApiKeyServicer, MerchantServicer, PaymentServicer
 
 __all__ = ["MIGRATIONS", "build", "main"]
@@ -32,8 +43,23 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def build(settings: MerchantSettings) -> ServiceApp:
     """Wire the merchant service from its settings (nothing is started or opened yet)."""
     database = Database(settings.database_url.reveal(), service=settings.service)
-    # Servicers are abstract in the stubs until every method is written (ignore[abstract]);
-    # meanwhile the generated base answers the missing methods.
+    uow = SqlUnitOfWorkRunner(database, SqlMerchantUnitOfWork)
+    accounts = GrpcAccountGateway(settings.account_addr, settings)
+    clock = _utc_now
+    pepper = settings.api_key_pepper or local_secret("merchant-api-key-pepper")
+    merchants = Merchants(uow, accounts, clock=clock)
+    api_keys = ApiKeys(uow, pepper=pepper.reveal().encode(), clock=clock)
+    payments = Payments(
+        uow,
+        accounts,
+        clock=clock,
+        payment_ttl=timedelta(seconds=settings.payment_ttl_s),
+        watch_interval_s=settings.watch_interval_ms / 1000,
+    )
+    refunds = Refunds(uow, accounts, clock=clock)
+    recovery = Recovery(
+        uow, accounts, clock=clock, stale_after=timedelta(seconds=settings.recovery_stale_after_s)
+    )
     app = ServiceApp(
         settings,
         domain="paynow.merchant",
@@ -42,21 +68,30 @@ def build(settings: MerchantSettings) -> ServiceApp:
         migrations=str(MIGRATIONS),
     )
     app.add_service(
-        MerchantServicer(),  # type: ignore[abstract]
+        MerchantServicer(merchants),
         merchant_service_pb2_grpc.add_MerchantServiceServicer_to_server,
         merchant_service_pb2.DESCRIPTOR.services_by_name["MerchantService"],
     )
     app.add_service(
-        PaymentServicer(),  # type: ignore[abstract]
+        PaymentServicer(payments, refunds),
         payment_service_pb2_grpc.add_PaymentServiceServicer_to_server,
         payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"],
     )
     app.add_service(
-        ApiKeyServicer(),  # type: ignore[abstract]
+        ApiKeyServicer(api_keys),
         api_key_service_pb2_grpc.add_ApiKeyServiceServicer_to_server,
         api_key_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"],
     )
+    # At start-up and then periodically: a crash or an account outage must not leave a
+    # payment or refund unsettled for longer than this.
+    app.add_background_job(
+        "payment-recovery", recovery.run, interval_s=settings.recovery_interval_s
+    )
     return app
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from grpc_status import rpc_status
 from paynow.account.v1 import account_pb2, account_service_pb2
 from services.framework import new_id
 
-from .conftest import AccountHarness
+from .harness import AccountHarness
 
 pb = account_service_pb2
 

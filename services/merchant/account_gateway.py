@@ -1,0 +1,104 @@
+"""The account service as the merchant domain sees it: the AccountGateway port over gRPC.
+
+Account's errors are translated here, where they are received: a business refusal becomes
+TransferRefused (the domain decides what it means for a payment), and anything that leaves
+the outcome unknown becomes AccountServiceUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from paynow.account.v1 import account_pb2, account_service_pb2, account_service_pb2_grpc
+from services.framework import ServiceSettings, connect
+
+from .domain import AccountServiceUnavailable, TransferRefused, UnsupportedCurrency
+
+__all__ = ["GrpcAccountGateway"]
+
+# Account's reasons that refuse a movement for good; the payment is then declined.
+_REFUSALS = frozenset(
+    {"INSUFFICIENT_FUNDS", "CURRENCY_MISMATCH", "ACCOUNT_NOT_ACTIVE", "ACCOUNT_NOT_FOUND"}
+)
+# A duplicate of a Transfer still running in account; it finishes within milliseconds.
+_IN_PROGRESS_RETRIES = 20
+_IN_PROGRESS_PAUSE_S = 0.05
+
+
+def _reason(error: grpc.aio.AioRpcError) -> str:
+    status = rpc_status.from_call(error)
+    if status is None or not status.details:
+        return ""
+    info = error_details_pb2.ErrorInfo()
+    return info.reason if status.details[0].Unpack(info) else ""
+
+
+class GrpcAccountGateway:
+    def __init__(self, address: str, settings: ServiceSettings) -> None:
+        self._stub = connect(
+            address, account_service_pb2_grpc.AccountServiceStub, settings=settings
+        )
+
+    async def create_settlement_account(
+        self, *, owner_id: str, display_name: str, currency_code: str, creation_key: str
+    ) -> str:
+        request = account_service_pb2.CreateAccountRequest(
+            kind=account_pb2.ACCOUNT_KIND_MERCHANT_SETTLEMENT,
+            display_name=display_name,
+            currency_code=currency_code,
+            owner_id=owner_id,
+            idempotency_key=creation_key,
+        )
+        try:
+            account = await self._stub.CreateAccount(request)
+        except grpc.aio.AioRpcError as error:
+            if _reason(error) == "UNSUPPORTED_CURRENCY":
+                raise UnsupportedCurrency(currency_code=currency_code) from None
+            raise AccountServiceUnavailable(retry_after_s=1.0) from error
+        return str(account.id)
+
+    async def transfer(
+        self,
+        *,
+        from_account_id: str,
+        to_account_id: str,
+        amount_minor: int,
+        currency_code: str,
+        memo: str,
+        key: str,
+    ) -> str:
+        request = account_service_pb2.TransferRequest(
+            from_account_id=from_account_id,
+            to_account_id=to_account_id,
+            amount_minor=amount_minor,
+            currency_code=currency_code,
+            memo=memo,
+            idempotency_key=key,
+        )
+        for _ in range(_IN_PROGRESS_RETRIES):
+            try:
+                response = await self._stub.Transfer(request)
+            except grpc.aio.AioRpcError as error:
+                reason = _reason(error)
+                if reason in _REFUSALS:
+                    raise TransferRefused(reason) from None
+                if reason == "REQUEST_IN_PROGRESS":
+                    await asyncio.sleep(_IN_PROGRESS_PAUSE_S)
+                    continue
+                raise AccountServiceUnavailable(retry_after_s=1.0) from error
+            return str(response.transfer.id)
+        raise AccountServiceUnavailable(retry_after_s=1.0)
+
+    async def lookup_transfer(self, key: str) -> str | None:
+        request = account_service_pb2.LookupTransferRequest(idempotency_key=key)
+        try:
+            transfer = await self._stub.LookupTransfer(request)
+        except grpc.aio.AioRpcError as error:
+            if _reason(error) == "TRANSFER_NOT_FOUND":
+                return None
+            raise AccountServiceUnavailable(retry_after_s=1.0) from error
+        return str(transfer.id)
