@@ -258,9 +258,7 @@ class SqlPaymentRepository:
 
     async def add(self, payment: Payment) -> None:
         try:
-            await self._session.execute(
-                insert(payments).values(**_payment_values(payment))
-            )
+            await self._session.execute(insert(payments).values(**_payment_values(payment)))
         except IntegrityError as error:
             raise DuplicateKey(payment.creation_key) from error
 
