@@ -10,6 +10,7 @@ thumbprint, so it is the same on every replica and changes only with the key.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -33,6 +34,8 @@ __all__ = ["JwtSigner", "KeyRing", "SigningKey", "ensure_signing_key", "generate
 log = structlog.get_logger(__name__)
 
 _SUFFIX = ".pem"
+_STAMP = "%Y%m%dT%H%M%SZ"
+_SECOND = timedelta(seconds=1)
 
 
 def _b64url(data: bytes) -> str:
@@ -84,7 +87,14 @@ def generate_key(directory: Path, now: datetime | None = None) -> SigningKey:
     directory.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     kid = _thumbprint(key)
-    name = f"{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{kid[:8]}{_SUFFIX}"
+    stamp = now or datetime.now(UTC)
+    # The new key must sort last, or it would not sign: two keys made within one second
+    # (or after a clock step back) get the next second after the newest name instead.
+    newest = max((p.name for p in directory.glob(f"*{_SUFFIX}")), default="")
+    # ValueError: no key yet, or a name not in our format (which sorts by its own name).
+    with contextlib.suppress(ValueError):
+        stamp = max(stamp, datetime.strptime(newest[:16], _STAMP).replace(tzinfo=UTC) + _SECOND)
+    name = f"{stamp:{_STAMP}}-{kid[:8]}{_SUFFIX}"
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
