@@ -3,7 +3,7 @@
 Parameters: OWASP's first argon2id option, m=19456 KiB (19 MiB), t=2, p=1. We take it over
 m=47104/t=1 because memory is what a burst multiplies: with `concurrency` hashes at most in
 flight, hashing never holds more than concurrency * 19 MiB, however many logins arrive;
-the rest queue on the semaphore instead of exhausting memory. About 35 ms per hash on the
+the rest queue on the semaphore instead of exhausting memory. About 19 ms per hash on the
 development machine (see docs/auth.md).
 """
 
