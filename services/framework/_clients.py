@@ -6,6 +6,7 @@ to the calls it makes; these interceptors do, so every hop shares one budget and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any, TypeVar
@@ -46,7 +47,7 @@ _SERVICE_CONFIG = json.dumps(
     }
 )
 
-_channels: dict[tuple[str, ServiceSettings], grpc.aio.Channel] = {}
+_channels: dict[tuple[asyncio.AbstractEventLoop, str, ServiceSettings], grpc.aio.Channel] = {}
 
 
 def outgoing_timeout(default_s: float, requested_s: float | None = None) -> float:
@@ -112,12 +113,29 @@ def connect(address: str, stub_class: type[T], *, settings: ServiceSettings) -> 
     Call it inside the running event loop (grpc.aio channels bind to it); raises nothing
     itself: connection problems surface on the first call.
     """
-    key = (address, settings)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        # A channel made outside the loop binds to another one and fails on first use with
+        # "attached to a different loop"; say so where the mistake is.
+        raise RuntimeError(
+            "connect() needs the running event loop: call it when a request is served, "
+            "not while wiring the app"
+        ) from None
+    key = (loop, address, settings)
     channel = _channels.get(key)
     if channel is None:
         channel = grpc.aio.insecure_channel(
             address,
-            options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)],
+            options=[
+                ("grpc.service_config", _SERVICE_CONFIG),
+                ("grpc.enable_retries", 1),
+                # gRPC's default reconnect back-off grows to two minutes: a service restarted
+                # after a crash would stay unreachable for its callers long after it is back.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+            ],
             interceptors=[_UnaryPropagation(settings), _StreamPropagation(settings)],
         )
         _channels[key] = channel

@@ -218,6 +218,20 @@ class Stack:
             print(message, file=sys.stderr)  # a test's captured output shows why
         return StackError(message)
 
+    def kill(self, name: str) -> None:
+        """SIGKILL a service's whole process group at once (for crash tests)."""
+        self._signal_group(self.processes[name].process, signal.SIGKILL)
+
+    async def restart(self, name: str) -> ServiceProcess:
+        """Start `name` again on its port (after it exited or was killed); wait for SERVING.
+
+        Stops the old process first if it still runs. Raises StackError like `start`.
+        """
+        old = self.processes[name]
+        await self._terminate(old)
+        await self._start_one(name)
+        return self.processes[name]
+
     async def wait_for_exit(self) -> ServiceProcess:
         """Return the first service process to exit (they are meant to run until stopped)."""
         waits = {asyncio.ensure_future(s.process.wait()): s for s in self.processes.values()}

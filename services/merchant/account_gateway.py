@@ -39,8 +39,15 @@ def _reason(error: grpc.aio.AioRpcError) -> str:
 
 class GrpcAccountGateway:
     def __init__(self, address: str, settings: ServiceSettings) -> None:
-        self._stub = connect(
-            address, account_service_pb2_grpc.AccountServiceStub, settings=settings
+        self._address = address
+        self._settings = settings
+
+    @property
+    def _stub(self) -> account_service_pb2_grpc.AccountServiceStub:
+        # Looked up per call: a channel binds to the running event loop, which does not
+        # exist yet when the app is wired (connect() caches, so this is a dictionary lookup).
+        return connect(
+            self._address, account_service_pb2_grpc.AccountServiceStub, settings=self._settings
         )
 
     async def create_settlement_account(

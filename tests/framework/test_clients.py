@@ -91,3 +91,15 @@ async def test_an_exhausted_deadline_fails_fast() -> None:
     finally:
         _identity._deadline.reset(token)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_connect_outside_the_event_loop_fails_clearly() -> None:
+    """A channel made while wiring the app would bind to the wrong loop: refused up front."""
+    from paynow.account.v1 import account_service_pb2_grpc
+    from services.framework import connect
+    from services.framework.testing import make_settings
+
+    with pytest.raises(RuntimeError, match="running event loop"):
+        connect(
+            "127.0.0.1:1", account_service_pb2_grpc.AccountServiceStub, settings=make_settings()
+        )
