@@ -37,6 +37,8 @@ from .ports import AccountGateway, DuplicateKey, MerchantUnitOfWork, TransferRef
 
 __all__ = ["NewPayment", "PaymentPage", "Payments", "Viewer"]
 
+_OPEN_TO_ANYONE = frozenset({PaymentState.REQUIRES_APPROVAL, PaymentState.EXPIRED})
+
 log = structlog.get_logger(__name__)
 
 
@@ -81,17 +83,16 @@ class Payments:
     def visible(self, payment: Payment, viewer: Viewer) -> Payment:
         """The payment as `viewer` may see it; raises PaymentNotFound otherwise.
 
-        Its merchant sees it always; a signed-in person while it waits for approval (the
-        id is the unguessable link they were sent) and afterwards only if they paid it.
+        Its merchant sees it always; a signed-in person while nobody has paid or declined it
+        (the id is the unguessable link they were sent; an expired one stays readable so
+        they learn why it cannot be paid), and afterwards only if it was theirs.
         """
         now = self._clock()
         shown = _as_seen(payment, now)
         if viewer.merchant_id and viewer.merchant_id == payment.merchant_id:
             return shown
-        if viewer.user_id and (
-            payment.payer_account_id == viewer.user_id
-            or (shown.state is PaymentState.REQUIRES_APPROVAL and not payment.payer_account_id)
-        ):
+        unclaimed = not payment.payer_account_id and shown.state in _OPEN_TO_ANYONE
+        if viewer.user_id and (payment.payer_account_id == viewer.user_id or unclaimed):
             return shown
         raise PaymentNotFound(payment_id=payment.id)
 

@@ -96,9 +96,9 @@ class PaymentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetPayment(self, request, context):
-        """Returns a payment to its merchant, or to any signed-in person while it waits for approval
-        (so they can see what they are asked to pay) and to its payer afterwards. Anyone else
-        gets NOT_FOUND.
+        """Returns a payment to its merchant; to any signed-in person while nobody has paid or
+        declined it (so they can see what they are asked to pay, or that it expired); and to its
+        payer afterwards. Anyone else gets NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

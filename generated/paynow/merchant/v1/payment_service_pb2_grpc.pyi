@@ -43,9 +43,9 @@ class PaymentServiceStub:
     `idempotency_key`.
     """
     GetPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.GetPaymentRequest, _payment_pb2.Payment]
-    """Returns a payment to its merchant, or to any signed-in person while it waits for approval
-    (so they can see what they are asked to pay) and to its payer afterwards. Anyone else
-    gets NOT_FOUND.
+    """Returns a payment to its merchant; to any signed-in person while nobody has paid or
+    declined it (so they can see what they are asked to pay, or that it expired); and to its
+    payer afterwards. Anyone else gets NOT_FOUND.
     """
     ListPayments: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListPaymentsRequest, _payment_service_pb2.ListPaymentsResponse]
     """Lists the calling merchant's payments, newest first, optionally only those in one state."""
@@ -82,9 +82,9 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     `idempotency_key`.
     """
     GetPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.GetPaymentRequest, _payment_pb2.Payment]  # type: ignore[assignment]
-    """Returns a payment to its merchant, or to any signed-in person while it waits for approval
-    (so they can see what they are asked to pay) and to its payer afterwards. Anyone else
-    gets NOT_FOUND.
+    """Returns a payment to its merchant; to any signed-in person while nobody has paid or
+    declined it (so they can see what they are asked to pay, or that it expired); and to its
+    payer afterwards. Anyone else gets NOT_FOUND.
     """
     ListPayments: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListPaymentsRequest, _payment_service_pb2.ListPaymentsResponse]  # type: ignore[assignment]
     """Lists the calling merchant's payments, newest first, optionally only those in one state."""
@@ -130,9 +130,9 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _payment_service_pb2.GetPaymentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payment_pb2.Payment, _abc.Awaitable[_payment_pb2.Payment]]:
-        """Returns a payment to its merchant, or to any signed-in person while it waits for approval
-        (so they can see what they are asked to pay) and to its payer afterwards. Anyone else
-        gets NOT_FOUND.
+        """Returns a payment to its merchant; to any signed-in person while nobody has paid or
+        declined it (so they can see what they are asked to pay, or that it expired); and to its
+        payer afterwards. Anyone else gets NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
