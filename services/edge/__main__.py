@@ -1,0 +1,5 @@
+"""`python -m services.edge`: the REST edge."""
+
+from .app import main
+
+main()

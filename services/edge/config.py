@@ -1,0 +1,137 @@
+"""EdgeSettings from command-line flags, then PAYNOW_EDGE_* variables, then PayNow defaults.
+
+With no flags the edge fronts PayNow: the generated descriptor set, a backend per gRPC
+service of services/registry.toml, and INTERNAL as the default access, so a method that
+forgot its access option is not exposed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from services.framework import ConfigError, Secret, load_registry
+
+from .auth import INTERNAL, PUBLIC
+
+__all__ = ["DEFAULT_DESCRIPTOR_SET", "EdgeSettings", "load_edge_settings"]
+
+DEFAULT_DESCRIPTOR_SET = (
+    Path(__file__).resolve().parents[2] / "generated" / "paynow" / "descriptor_set.binpb"
+)
+_ACCESS = {"public": PUBLIC, "internal": INTERNAL}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EdgeSettings:
+    """Everything the edge is configured with."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    descriptor_set: Path = DEFAULT_DESCRIPTOR_SET
+    backends: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    default_backend: str | None = None
+    default_access: int = INTERNAL
+    body_limit_bytes: int = 1024 * 1024
+    deadline_ms: int = 10_000
+    cors_origins: tuple[str, ...] = ()
+    internal_token: Secret | None = None
+    log_format: str = "auto"
+    log_level: str = "info"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.edge",
+        description="REST/JSON to gRPC transcoder driven by google.api.http annotations.",
+    )
+    parser.add_argument("--descriptor-set", type=Path, help="FileDescriptorSet (with imports)")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="PACKAGE.SERVICE=HOST:PORT",
+        help="where a gRPC service is served; repeat per service",
+    )
+    parser.add_argument("--default-backend", metavar="HOST:PORT")
+    parser.add_argument("--default-access", choices=sorted(_ACCESS))
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--body-limit-bytes", type=int)
+    parser.add_argument("--deadline-ms", type=int)
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN")
+    return parser
+
+
+def _int(env: Mapping[str, str], name: str, flag: int | None, default: int) -> int:
+    if flag is not None:
+        value = flag
+    else:
+        raw = env.get(f"PAYNOW_EDGE_{name}")
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"PAYNOW_EDGE_{name}: expected an integer, got {raw!r}") from None
+    if value < (0 if name == "PORT" else 1):
+        raise ConfigError(f"PAYNOW_EDGE_{name} / --{name.lower().replace('_', '-')}: too small")
+    return value
+
+
+def _registry_backends(env: Mapping[str, str]) -> dict[str, str]:
+    backends: dict[str, str] = {}
+    for entry in load_registry().services.values():
+        prefix = entry.name.upper()
+        port = env.get(f"PAYNOW_{prefix}_PORT", str(entry.port))
+        address = env.get(f"PAYNOW_EDGE_{prefix}_ADDR", f"127.0.0.1:{port}")
+        backends.update(dict.fromkeys(entry.grpc_services, address))
+    return backends
+
+
+def load_edge_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> EdgeSettings:
+    """Settings from `argv` and `environ` (defaults: sys.argv, os.environ).
+
+    Raises ConfigError naming the flag or variable that is malformed; argparse exits on
+    unknown flags.
+    """
+    env = os.environ if environ is None else environ
+    args = _parser().parse_args(argv)
+    backends: dict[str, str] = {}
+    for item in args.backend:
+        service, sep, address = item.partition("=")
+        if not sep or not service or ":" not in address:
+            raise ConfigError(f"--backend {item!r}: expected package.Service=host:port")
+        backends[service] = address
+    default_backend = args.default_backend or env.get("PAYNOW_EDGE_DEFAULT_BACKEND")
+    if not backends and not default_backend:
+        backends = _registry_backends(env)
+    access = args.default_access or env.get("PAYNOW_EDGE_DEFAULT_ACCESS", "internal")
+    if access not in _ACCESS:
+        raise ConfigError(
+            f"PAYNOW_EDGE_DEFAULT_ACCESS: expected public or internal, got {access!r}"
+        )
+    origins = args.cors_origin or [
+        o.strip() for o in env.get("PAYNOW_EDGE_CORS_ORIGINS", "").split(",") if o.strip()
+    ]
+    token = env.get("PAYNOW_INTERNAL_TOKEN")
+    return EdgeSettings(
+        host=args.host or env.get("PAYNOW_EDGE_HOST", "127.0.0.1"),
+        port=_int(env, "PORT", args.port, 8080),
+        descriptor_set=args.descriptor_set
+        or Path(env.get("PAYNOW_EDGE_DESCRIPTOR_SET", str(DEFAULT_DESCRIPTOR_SET))),
+        backends=backends,
+        default_backend=default_backend,
+        default_access=_ACCESS[access],
+        body_limit_bytes=_int(env, "BODY_LIMIT_BYTES", args.body_limit_bytes, 1024 * 1024),
+        deadline_ms=_int(env, "DEADLINE_MS", args.deadline_ms, 10_000),
+        cors_origins=tuple(origins),
+        internal_token=Secret(token) if token else None,
+        log_format=env.get("PAYNOW_EDGE_LOG_FORMAT", "auto"),
+        log_level=env.get("PAYNOW_EDGE_LOG_LEVEL", "info"),
+    )

@@ -1,0 +1,246 @@
+"""The per-request path: route, authenticate, build the message, call the backend, reply.
+
+Kept flat on purpose: this is the code every request runs, so it does dict lookups and
+precomputed calls only, and writes exactly one log line per request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import descriptor_pool
+from google.protobuf.message import Message
+
+from services.framework import (
+    CALLER_SERVICE_KEY,
+    INTERNAL_TOKEN_KEY,
+    MERCHANT_ID_KEY,
+    REQUEST_ID_KEY,
+    USER_ID_KEY,
+)
+
+from .auth import AccessGate
+from .cors import Cors
+from .errors import EdgeError, backend_error
+from .health import BackendHealth
+from .metadata import (
+    MetadataPairs,
+    forwarded_metadata,
+    parse_grpc_timeout,
+    request_id,
+    response_headers,
+)
+from .query import FieldPathError, FieldValueError
+from .routes import Route
+from .routing import Router
+from .server import HttpConnection, Request
+
+__all__ = ["Gateway"]
+
+_log = structlog.get_logger("edge")
+_C = grpc.StatusCode
+_JSON = "application/json"
+_NDJSON = "application/x-ndjson"
+HEALTH_PATH = "/healthz"
+
+
+def _bad_request(reason: str, exc: Exception) -> EdgeError:
+    return EdgeError(400, _C.INVALID_ARGUMENT, reason, str(exc))
+
+
+class Gateway:
+    """Answers every HTTP request the server parses."""
+
+    def __init__(
+        self,
+        router: Router[Route],
+        pool: descriptor_pool.DescriptorPool,
+        *,
+        gate: AccessGate,
+        health: BackendHealth,
+        cors: Cors,
+        deadline_s: float,
+        internal_token: str | None,
+    ) -> None:
+        self._router = router
+        self._pool = pool
+        self._gate = gate
+        self._health = health
+        self._cors = cors
+        self._deadline_s = deadline_s
+        # Sent on every call so backends know the edge made it; identity is added per request.
+        self._base: MetadataPairs = (
+            [(INTERNAL_TOKEN_KEY, internal_token), (CALLER_SERVICE_KEY, "edge")]
+            if internal_token
+            else []
+        )
+
+    async def handle(self, request: Request, conn: HttpConnection) -> None:
+        """Serve one request and log it; never raises (except cancellation)."""
+        started = time.perf_counter()
+        rid = request_id(request.headers.get(b"x-request-id"))
+        headers = [b"x-request-id: %s\r\n" % rid.encode()]
+        if self._cors.enabled:
+            headers += self._cors.headers(request.headers)
+        label = "unmatched"
+        try:
+            found = self._router.match(request.method, request.path)
+            if request.too_large:
+                raise EdgeError(
+                    413, _C.INVALID_ARGUMENT, "BODY_TOO_LARGE", "the request body is too large"
+                )
+            if found is None:
+                label, status = await self._unrouted(request, conn, headers)
+            else:
+                route, segments = found
+                label = route.label
+                status = await self._call(route, segments, request, conn, rid=rid, headers=headers)
+        except EdgeError as exc:
+            status = exc.status
+            extra = [b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in exc.headers]
+            conn.respond(status, headers + extra, exc.body(), _JSON)
+        except Exception:
+            _log.exception("edge_request_failed", route=label, request_id=rid)
+            status = 500
+            error = EdgeError(500, _C.INTERNAL, "INTERNAL", f"internal error (request {rid})")
+            conn.respond(status, headers, error.body(), _JSON)
+        _log.info(
+            "http_request",
+            method=request.method,
+            route=label,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            request_id=rid,
+        )
+
+    async def _unrouted(
+        self, request: Request, conn: HttpConnection, headers: list[bytes]
+    ) -> tuple[str, int]:
+        if request.path == HEALTH_PATH and request.method == "GET":
+            status, body = await self._health.report()
+            conn.respond(status, headers, body, _JSON)
+            return HEALTH_PATH, status
+        allowed = self._router.allowed_methods(request.path)
+        if self._cors.is_preflight(request.method, request.headers) and allowed:
+            conn.respond(204, headers + self._cors.preflight(request.headers, allowed), b"", _JSON)
+            return "preflight", 204
+        if allowed:
+            raise EdgeError(
+                405,
+                _C.UNIMPLEMENTED,
+                "METHOD_NOT_ALLOWED",
+                f"{request.method} is not allowed here; allowed: {', '.join(allowed)}",
+                headers=[("Allow", ", ".join(allowed))],
+                metadata={"method": request.method},
+            )
+        raise EdgeError(
+            404, _C.NOT_FOUND, "ROUTE_NOT_FOUND", f"no route for {request.method} {request.path}"
+        )
+
+    def _message(self, route: Route, segments: list[str], request: Request) -> Message:
+        message = route.request_class()
+        try:
+            if route.decoder.takes_body:
+                content_type = request.headers.get(b"content-type", b"").decode("latin-1")
+                route.decoder.decode(request.body, content_type, message)
+            if request.query:
+                route.query.apply(message, request.query)
+            # Path last: a value in the path wins over the same field in a `body: "*"`.
+            for variable, set_field in route.path_setters:
+                set_field(message, variable.extract(segments))
+        except FieldPathError as exc:
+            raise _bad_request("UNKNOWN_QUERY_PARAMETER", exc) from None
+        except (FieldValueError, UnicodeDecodeError) as exc:
+            raise _bad_request("INVALID_FIELD_VALUE", exc) from None
+        key = request.headers.get(b"idempotency-key")
+        if key is not None and route.idempotency_field is not None:
+            value = key.decode("latin-1")
+            current = getattr(message, route.idempotency_field)
+            if current and current != value:
+                raise EdgeError(
+                    400,
+                    _C.INVALID_ARGUMENT,
+                    "IDEMPOTENCY_KEY_CONFLICT",
+                    "the Idempotency-Key header and the idempotency_key field differ",
+                )
+            setattr(message, route.idempotency_field, value)
+        return message
+
+    async def _metadata(self, route: Route, request: Request, rid: str) -> MetadataPairs:
+        metadata: MetadataPairs = [(REQUEST_ID_KEY, rid), *self._base]
+        if not route.public:
+            identity = await self._gate.check(route.spec.access, request.headers)
+            if identity is not None and identity.user_id:
+                metadata.append((USER_ID_KEY, identity.user_id))
+            if identity is not None and identity.merchant_id:
+                metadata.append((MERCHANT_ID_KEY, identity.merchant_id))
+        if request.grpc_metadata:
+            metadata += forwarded_metadata(request.grpc_metadata)
+        return metadata
+
+    async def _call(
+        self,
+        route: Route,
+        segments: list[str],
+        request: Request,
+        conn: HttpConnection,
+        *,
+        rid: str,
+        headers: list[bytes],
+    ) -> int:
+        metadata = await self._metadata(route, request, rid)
+        message = self._message(route, segments, request)
+        timeout = self._deadline_s
+        asked = request.headers.get(b"grpc-timeout")
+        if asked is not None:
+            timeout = min(timeout, parse_grpc_timeout(asked))
+        call = route.call(message, timeout=timeout, metadata=metadata)
+        if route.spec.server_streaming:
+            return await self._stream(route, call, conn, headers)
+        try:
+            reply = await call
+        except grpc.aio.AioRpcError as exc:
+            return self._backend_failed(exc, conn, headers)
+        headers += response_headers(await call.initial_metadata(), await call.trailing_metadata())
+        body, content_type = route.encoder.encode(reply)
+        conn.respond(200, headers, body, content_type)
+        return 200
+
+    def _backend_failed(
+        self, exc: grpc.aio.AioRpcError, conn: HttpConnection, headers: list[bytes]
+    ) -> int:
+        status, body = backend_error(exc, self._pool)
+        headers += response_headers(exc.initial_metadata(), exc.trailing_metadata())
+        conn.respond(status, headers, body, _JSON)
+        return status
+
+    async def _stream(
+        self, route: Route, call: Any, conn: HttpConnection, headers: list[bytes]
+    ) -> int:
+        """Newline-delimited JSON, one message per line, each written as it arrives. An error
+        before the first message is a plain error response; after it, one `{"error": …}` line."""
+        started = False
+        try:
+            async for reply in call:
+                body, content_type = route.encoder.encode(reply)
+                if not started:
+                    initial = response_headers(await call.initial_metadata())
+                    ndjson = _NDJSON if content_type == _JSON else content_type
+                    conn.start_stream(200, headers + initial, ndjson)
+                    started = True
+                await conn.send_chunk(body + b"\n" if content_type == _JSON else body)
+        except grpc.aio.AioRpcError as exc:
+            if not started:
+                return self._backend_failed(exc, conn, headers)
+            error = backend_error(exc, self._pool)[1]
+            await conn.send_chunk(b'{"error":%s}\n' % error)
+            conn.end_stream()
+            return 200
+        if not started:
+            initial = response_headers(await call.initial_metadata())
+            conn.start_stream(200, headers + initial, _NDJSON)
+        conn.end_stream()
+        return 200

@@ -1,0 +1,108 @@
+"""Bodies: request JSON into messages, response messages into JSON or raw HttpBody bytes.
+
+Unpopulated fields ARE emitted (`always_print_fields_with_no_presence`): a balance of 0 comes
+out as `"balanceMinor": "0"`, not as a missing key, so clients see one stable shape per
+resource and never mistake "zero" for "absent". Fields with explicit presence (messages,
+`optional` scalars) stay omitted when unset, which keeps "not set" distinguishable.
+grpc-gateway emits unpopulated fields only with its EmitUnpopulated option; we turn it on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool, json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from .errors import EdgeError
+
+__all__ = ["HTTP_BODY", "BodyDecoder", "ResponseEncoder"]
+
+HTTP_BODY = "google.api.HttpBody"
+_JSON = "application/json"
+
+
+def _bad_request(reason: str, message: str) -> EdgeError:
+    return EdgeError(400, grpc.StatusCode.INVALID_ARGUMENT, reason, message)
+
+
+class BodyDecoder:
+    """Fills a request message from the HTTP body, per the rule's `body` ("*", a field, "")."""
+
+    def __init__(self, message: Descriptor, body: str, pool: descriptor_pool.DescriptorPool):
+        self._pool = pool
+        self.field: FieldDescriptor | None = None
+        self._raw = message.full_name == HTTP_BODY and body == "*"
+        if body and body != "*":
+            field = message.fields_by_name.get(body)
+            if field is None:
+                raise ValueError(f"{message.full_name}: body field {body!r} does not exist")
+            self.field = field
+            self._raw = field.message_type is not None and field.message_type.full_name == HTTP_BODY
+        self.takes_body = bool(body)
+
+    def decode(self, body: bytes, content_type: str, message: Message) -> None:
+        """Merge `body` into `message`; raises EdgeError 400 for malformed JSON, an unknown
+        field (named) or a value of the wrong type."""
+        if self._raw:
+            target: Any = message if self.field is None else getattr(message, self.field.name)
+            target.content_type = content_type
+            target.data = body
+            return
+        if not body.strip():
+            return  # an empty body is an empty message, as grpc-gateway treats EOF
+        try:
+            value = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _bad_request("MALFORMED_JSON", f"the body is not valid JSON: {exc}") from None
+        if self.field is not None:
+            value = {self.field.name: value}
+        elif not isinstance(value, dict):
+            raise _bad_request("MALFORMED_JSON", "the body must be a JSON object")
+        try:
+            json_format.ParseDict(value, message, descriptor_pool=self._pool)
+        except json_format.ParseError as exc:
+            text = str(exc)
+            reason = "UNKNOWN_FIELD" if "no field named" in text else "INVALID_FIELD_VALUE"
+            raise _bad_request(reason, text) from None
+
+
+class ResponseEncoder:
+    """Serializes a response (or its `response_body` field) as JSON, or HttpBody as bytes."""
+
+    def __init__(
+        self, message: Descriptor, response_body: str, pool: descriptor_pool.DescriptorPool
+    ):
+        self._pool = pool
+        self._field: FieldDescriptor | None = None
+        target = message
+        if response_body:
+            field = message.fields_by_name.get(response_body)
+            if field is None:
+                raise ValueError(f"{message.full_name}: response_body {response_body!r} unknown")
+            self._field = field
+            if field.message_type is not None and not field.is_repeated:
+                target = field.message_type
+        self.raw = target.full_name == HTTP_BODY
+
+    def _dict(self, message: Message) -> Any:
+        return json_format.MessageToDict(
+            message, always_print_fields_with_no_presence=True, descriptor_pool=self._pool
+        )
+
+    def encode(self, message: Message) -> tuple[bytes, str]:
+        """The body bytes and their content type."""
+        field = self._field
+        if self.raw:
+            raw: Any = message if field is None else getattr(message, field.name)
+            return raw.data, raw.content_type or "application/octet-stream"
+        if field is None:
+            value = self._dict(message)
+        elif field.message_type is not None and not field.is_repeated:
+            value = self._dict(getattr(message, field.name))
+        else:
+            value = self._dict(message).get(field.json_name)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(), _JSON
