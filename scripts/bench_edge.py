@@ -1,0 +1,180 @@
+"""Benchmark the edge against the same call made directly over gRPC.
+
+    python scripts/bench_edge.py [--seconds 10] [--connections 16]
+
+Starts the test library backend and the edge on 127.0.0.1, both pinned to core 0, and drives
+them from core 1: wrk for `GET /v1/shelves/s1` through the edge, and a Python grpc.aio client
+for GetShelf straight to the backend. CPU time per request of each process comes from
+/proc/<pid>/stat (utime + stime) read before and after each run. Needs wrk and taskset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.edge.library import (  # noqa: E402 - the repository root must be on sys.path first
+    SERVICE,
+    compile_library,
+    free_port,
+    pythonpath,
+    running,
+    wait_backend_serving,
+)
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PATH = "/v1/shelves/s1"
+_GET_SHELF = b"\x0a\x02s1"  # GetShelfRequest(shelf_id="s1"), encoded by hand: no imports
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def run_wrk(port: int, seconds: int, connections: int) -> tuple[int, float, float, float]:
+    """(requests, requests/s, p50 ms, p99 ms) of wrk on core 1."""
+    url = f"http://127.0.0.1:{port}{_PATH}"
+    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+    out = subprocess.run([*command, "--latency", url], capture_output=True, text=True, check=True)
+    text = out.stdout
+    requests = int(re.search(r"(\d+) requests in", text)[1])  # type: ignore[index]
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])  # type: ignore[index]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", text, re.M)[1])  # type: ignore[index]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", text, re.M)[1])  # type: ignore[index]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if errors:
+        raise SystemExit(f"wrk saw {errors[1]} failed responses:\n{text}")
+    return requests, rate, p50, p99
+
+
+async def _grpc_load(port: int, seconds: float, concurrency: int) -> list[float]:
+    import grpc  # noqa: PLC0415 - only the client subprocess needs it
+
+    latencies: list[float] = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(f"/{SERVICE}/GetShelf")
+        stop = time.monotonic() + seconds
+
+        async def worker() -> None:
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                await call(_GET_SHELF, timeout=10)
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def grpc_client_main(port: int, seconds: float, concurrency: int) -> None:
+    """The direct client (run pinned to core 1): prints requests, p50 and p99 as JSON."""
+    asyncio.run(_grpc_load(port, 1.0, concurrency))  # warm-up
+    started = time.perf_counter()
+    latencies = sorted(asyncio.run(_grpc_load(port, seconds, concurrency)))
+    elapsed = time.perf_counter() - started
+    n = len(latencies)
+    print(
+        json.dumps(
+            {
+                "requests": n,
+                "rate": n / elapsed,
+                "p50": latencies[n // 2] * 1000,
+                "p99": latencies[int(n * 0.99)] * 1000,
+            }
+        )
+    )
+
+
+def run_grpc_client(port: int, seconds: int, connections: int) -> tuple[int, float, float, float]:
+    command = ["taskset", "-c", "1", sys.executable, __file__, "--grpc-client", str(port)]
+    args = [*command, "--seconds", str(seconds), "--connections", str(connections)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["requests"], result["rate"], result["p50"], result["p99"]
+
+
+def _wait_http_ok(port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the edge never answered /healthz")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--grpc-client", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.grpc_client:
+        grpc_client_main(args.grpc_client, args.seconds, args.connections)
+        return 0
+    missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    if missing:
+        print(f"bench_edge: {', '.join(missing)} not found; install with `apt-get install -y wrk`")
+        return 2
+    os.sched_setaffinity(0, {1})  # this script's own threads stay off the measured core
+    with tempfile.TemporaryDirectory(prefix="bench-edge-") as temp:
+        compiled = Path(temp)
+        descriptor_set = compile_library(compiled)
+        backend_port, edge_port = free_port(), free_port()
+        env = {**os.environ, "PYTHONPATH": pythonpath(compiled), "PAYNOW_EDGE_LOG_FORMAT": "json"}
+        pin = ["taskset", "-c", "0", sys.executable, "-m"]
+        backend_cmd = [*pin, "tests.edge.library_backend", "--port", str(backend_port)]
+        edge_cmd = [
+            *pin, "services.edge", "--descriptor-set", str(descriptor_set),
+            "--backend", f"{SERVICE}=127.0.0.1:{backend_port}",
+            "--default-access", "public", "--port", str(edge_port),
+        ]  # fmt: skip
+        with running(backend_cmd, env) as backend, running(edge_cmd, env) as edge:
+            wait_backend_serving(backend_port)
+            _wait_http_ok(edge_port)
+            rows = []
+            run_wrk(edge_port, 2, args.connections)  # warm-up
+            before = cpu_seconds(edge.popen.pid), cpu_seconds(backend.popen.pid)
+            n, rate, p50, p99 = run_wrk(edge_port, args.seconds, args.connections)
+            edge_cpu = (cpu_seconds(edge.popen.pid) - before[0]) / n * 1e6
+            backend_cpu = (cpu_seconds(backend.popen.pid) - before[1]) / n * 1e6
+            rows.append(("public GET via edge (wrk)", rate, p50, p99, edge_cpu, backend_cpu))
+            before = cpu_seconds(edge.popen.pid), cpu_seconds(backend.popen.pid)
+            n, rate, p50, p99 = run_grpc_client(backend_port, args.seconds, args.connections)
+            direct_cpu = (cpu_seconds(backend.popen.pid) - before[1]) / n * 1e6
+            rows.append(("same call, direct gRPC (Python)", rate, p50, p99, 0.0, direct_cpu))
+    print(f"edge bench: {args.seconds} s per run, {args.connections} connections, ", end="")
+    print("edge+backend on core 0, load on core 1; CPU in µs per request")
+    print("| run | req/s | p50 ms | p99 ms | edge CPU | backend CPU |")
+    print("|---|---|---|---|---|---|")
+    for name, rate, p50, p99, edge_us, backend_us in rows:
+        edge_text = f"{edge_us:.0f}" if edge_us else "-"
+        print(f"| {name} | {rate:.0f} | {p50:.2f} | {p99:.2f} | {edge_text} | {backend_us:.0f} |")
+    print(f"edge CPU / backend CPU (same run): {rows[0][4] / rows[0][5]:.2f}x")
+    print(f"edge CPU / backend CPU (direct gRPC run): {rows[0][4] / rows[1][5]:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
