@@ -12,7 +12,7 @@ import structlog
 
 from services.framework import configure_logging, register_secret
 
-from .auth import INTERNAL, AccessGate, Authenticator
+from .auth import INTERNAL, USER, AccessGate, Authenticator
 from .config import EdgeSettings, load_edge_settings
 from .cors import Cors
 from .descriptors import load_descriptor_set
@@ -21,6 +21,7 @@ from .health import BackendHealth
 from .routes import Route, compile_route
 from .routing import Router
 from .server import serve
+from .tokens import AUTH_SERVICE, BearerJwtAuthenticator
 
 __all__ = ["build_gateway", "main", "run"]
 
@@ -79,6 +80,15 @@ def build_gateway(
             router.add(binding.http_method, route.template, route)
             count += 1
     token = settings.internal_token.reveal() if settings.internal_token else None
+    authenticators = dict(authenticators or {})
+    auth_address = settings.backends.get(AUTH_SERVICE)
+    if USER not in authenticators and auth_address is not None:
+        # Fronting PayNow: USER routes verify JWTs against auth's published keys.
+        authenticators[USER] = BearerJwtAuthenticator.from_auth(
+            _channel(auth_address, channels),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
     gateway = Gateway(
         router,
         pool,

@@ -41,6 +41,9 @@ class EdgeSettings:
     internal_token: Secret | None = None
     log_format: str = "auto"
     log_level: str = "info"
+    # What auth puts in its access tokens (services/auth/config.py's defaults).
+    jwt_issuer: str = "paynow-auth"
+    jwt_audience: str = "paynow"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -134,4 +137,6 @@ def load_edge_settings(
         internal_token=Secret(token) if token else None,
         log_format=env.get("PAYNOW_EDGE_LOG_FORMAT", "auto"),
         log_level=env.get("PAYNOW_EDGE_LOG_LEVEL", "info"),
+        jwt_issuer=env.get("PAYNOW_EDGE_JWT_ISSUER", "paynow-auth"),
+        jwt_audience=env.get("PAYNOW_EDGE_JWT_AUDIENCE", "paynow"),
     )
