@@ -8,7 +8,7 @@ from ._access_tokens import (
     VerifiedToken,
 )
 from ._app import MigratingDatabase, ServiceApp
-from ._clients import close_channels, connect
+from ._clients import close_channels, connect, outgoing_timeout
 from ._config import ConfigError, Secret, ServiceSettings, load_settings
 from ._errors import (
     Aborted,
@@ -107,6 +107,7 @@ __all__ = [
     "load_settings",
     "local_secret",
     "new_id",
+    "outgoing_timeout",
     "page_request",
     "register_secret",
     "to_status",

@@ -11,6 +11,8 @@ in the middleware, so a team adding such an RPC gets these semantics without wri
 - the first call failed with an error: the claim is released, so a retry runs again (the
   handler's own state checks make that safe, as Stripe does for errors it did not persist);
 - the first call's process died mid-way: its lease expires and the next retry takes over.
+  The lease is the call's own remaining deadline (60 s when it has none): a call cannot
+  still be running once its deadline passed, so a crash blocks retries no longer than that.
 
 Keys are scoped by method and caller, so two merchants' keys never collide, and are kept
 for `retention` (24 hours by default, AIP-155) before they may be purged.
@@ -97,14 +99,18 @@ class IdempotencyStore:
         request: Message,
         response_type: type[M],
         handler: Callable[[], Awaitable[M]],
+        *,
+        lease: timedelta | None = None,
     ) -> M:
         """Run `handler` at most once per (scope, key) and return its (stored) response.
 
         Raises IdempotencyKeyReused if the key came with another request, RequestInProgress
         while another call holds the key; whatever `handler` raises releases the key.
         """
+        held_for = self._lease if lease is None else min(lease, self._lease)
+        fingerprint = request_fingerprint(request)
         claim = await self._database.run(
-            lambda session: self._claim(session, scope, key, request_fingerprint(request))
+            lambda session: self._claim(session, scope, key, fingerprint, held_for)
         )
         if claim.stored is not None:
             log.info("idempotent_replay", scope=scope)
@@ -117,7 +123,9 @@ class IdempotencyStore:
         await self._database.run(lambda session: self._record(session, scope, key, response))
         return response
 
-    async def _claim(self, session: AsyncSession, scope: str, key: str, fingerprint: str) -> _Claim:
+    async def _claim(
+        self, session: AsyncSession, scope: str, key: str, fingerprint: str, lease: timedelta
+    ) -> _Claim:
         t = self._table
         now = self._clock()
         row = (
@@ -135,7 +143,7 @@ class IdempotencyStore:
                 "fingerprint": fingerprint,
                 "state": _IN_PROGRESS,
                 "response": None,
-                "lease_until": now + self._lease,
+                "lease_until": now + lease,
                 "create_time": now,
             }
             insert = pg_insert if self._database.dialect == "postgresql" else sqlite_insert
@@ -153,9 +161,7 @@ class IdempotencyStore:
             raise RequestInProgress(idempotency_key=key)
         # The first call's holder died without finishing: take its claim over.
         await session.execute(
-            update(t)
-            .where(t.c.scope == scope, t.c.key == key)
-            .values(lease_until=now + self._lease)
+            update(t).where(t.c.scope == scope, t.c.key == key).values(lease_until=now + lease)
         )
         log.warning("idempotency_lease_taken_over", scope=scope)
         return _Claim(fingerprint, None)

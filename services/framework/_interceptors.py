@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -285,4 +286,8 @@ class ServerMiddleware(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             f"{call.policy.service}/{call.policy.method}"
             f"|{caller.service or ''}|{caller.user_id or ''}|{caller.merchant_id or ''}"
         )
-        return await store.run(scope, key, call.request, response_type, lambda: next_(call))
+        remaining = call.context.time_remaining()
+        lease = None if remaining is None else timedelta(seconds=max(remaining, 1.0))
+        return await store.run(
+            scope, key, call.request, response_type, lambda: next_(call), lease=lease
+        )

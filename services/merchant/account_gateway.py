@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from paynow.account.v1 import account_pb2, account_service_pb2, account_service_pb2_grpc
-from services.framework import ServiceSettings, connect
+from services.framework import ServiceSettings, connect, outgoing_timeout
 
 from .domain import AccountServiceUnavailable, TransferRefused, UnsupportedCurrency
 
@@ -24,9 +24,7 @@ __all__ = ["GrpcAccountGateway"]
 _REFUSALS = frozenset(
     {"INSUFFICIENT_FUNDS", "CURRENCY_MISMATCH", "ACCOUNT_NOT_ACTIVE", "ACCOUNT_NOT_FOUND"}
 )
-# A duplicate of a Transfer still running in account; it finishes within milliseconds.
-_IN_PROGRESS_RETRIES = 20
-_IN_PROGRESS_PAUSE_S = 0.05
+_PAUSE_S = 0.05
 
 
 def _reason(error: grpc.aio.AioRpcError) -> str:
@@ -86,19 +84,21 @@ class GrpcAccountGateway:
             memo=memo,
             idempotency_key=key,
         )
-        for _ in range(_IN_PROGRESS_RETRIES):
+        while True:
             try:
                 response = await self._stub.Transfer(request)
             except grpc.aio.AioRpcError as error:
                 reason = _reason(error)
                 if reason in _REFUSALS:
                     raise TransferRefused(reason) from None
-                if reason == "REQUEST_IN_PROGRESS":
-                    await asyncio.sleep(_IN_PROGRESS_PAUSE_S)
+                # The same key is still held by an earlier attempt (a concurrent duplicate,
+                # or one that died with account): its lease ends with its deadline, so keep
+                # asking while this call's own deadline allows.
+                if reason == "REQUEST_IN_PROGRESS" and outgoing_timeout(60.0) > _PAUSE_S:
+                    await asyncio.sleep(_PAUSE_S)
                     continue
                 raise AccountServiceUnavailable(retry_after_s=1.0) from error
             return str(response.transfer.id)
-        raise AccountServiceUnavailable(retry_after_s=1.0)
 
     async def lookup_transfer(self, key: str) -> str | None:
         request = account_service_pb2.LookupTransferRequest(idempotency_key=key)

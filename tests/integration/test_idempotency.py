@@ -133,3 +133,32 @@ async def test_expired_records_are_purged(database: Database) -> None:
     await store.run("s", "k-1", deposit(5), Response, Handler())
     now[0] += timedelta(hours=25)
     assert await store.purge_expired() == 1
+
+
+async def test_a_crashed_calls_key_is_free_once_its_deadline_passed(
+    database: Database, store: IdempotencyStore
+) -> None:
+    """The lease is the call's deadline: a holder that died blocks retries no longer."""
+    now = [datetime(2026, 11, 25, tzinfo=UTC)]
+    clocked = IdempotencyStore(database, clock=lambda: now[0])
+    claimed, never = asyncio.Event(), asyncio.Event()
+
+    async def dies_mid_way() -> Response:
+        claimed.set()
+        await never.wait()
+        return Response()
+
+    stuck = asyncio.create_task(
+        clocked.run("s", "k-1", deposit(5), Response, dies_mid_way, lease=timedelta(seconds=5))
+    )
+    await claimed.wait()
+    now[0] += timedelta(seconds=4)
+    with pytest.raises(RequestInProgress):
+        await clocked.run("s", "k-1", deposit(5), Response, Handler())
+    now[0] += timedelta(seconds=2)
+    handler = Handler()
+    await clocked.run("s", "k-1", deposit(5), Response, handler)
+    assert handler.runs == 1
+    stuck.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stuck
