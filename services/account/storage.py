@@ -171,13 +171,6 @@ def _entry(row: Any) -> LedgerEntry:
     )
 
 
-def _cursor(page: PageRequest) -> tuple[datetime, str] | None:
-    if page.after is None:
-        return None
-    # The domain built the cursor from (create_time.isoformat(), id).
-    return datetime.fromisoformat(page.after[0]), page.after[1]
-
-
 class SqlAccountRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -210,9 +203,8 @@ class SqlAccountRepository:
 
     async def list_owned(self, owner_id: str, page: PageRequest) -> list[Account]:
         query = select(accounts).where(accounts.c.owner_id == owner_id)
-        cursor = _cursor(page)
-        if cursor is not None:
-            query = query.where(tuple_(accounts.c.create_time, accounts.c.id) > cursor)
+        if page.after_time is not None:
+            query = query.where(tuple_(accounts.c.create_time, accounts.c.id) > page.after_time)
         query = query.order_by(accounts.c.create_time, accounts.c.id).limit(page.size + 1)
         return [_account(row) for row in await self._session.execute(query)]
 
@@ -274,9 +266,8 @@ class SqlLedgerRepository:
             query = query.where(ledger_entries.c.create_time >= start_time)
         if end_time is not None:
             query = query.where(ledger_entries.c.create_time < end_time)
-        cursor = _cursor(page)
-        if cursor is not None:
-            at, entry_id = cursor
+        if page.after_time is not None:
+            at, entry_id = page.after_time
             query = query.where(
                 or_(
                     ledger_entries.c.create_time < at,

@@ -12,10 +12,9 @@ from collections.abc import Callable
 
 import grpc
 import structlog
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from paynow.account.v1 import account_pb2, account_service_pb2, account_service_pb2_grpc
+from services.framework import remote_error
 
 from .domain import AccountRequestRefused, AccountsUnavailable, Credential, EmailTaken
 
@@ -29,16 +28,8 @@ _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 def _details(error: grpc.aio.AioRpcError) -> tuple[str, list[tuple[str, str]]]:
-    status = rpc_status.from_call(error)
-    reason, violations = "", []
-    for detail in status.details if status is not None else ():
-        info = error_details_pb2.ErrorInfo()
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(info):
-            reason = info.reason
-        elif detail.Unpack(bad):
-            violations = [(v.field, v.description) for v in bad.field_violations]
-    return reason, violations
+    remote = remote_error(error)
+    return remote.reason, remote.violations
 
 
 class GrpcAccountDirectory:

@@ -43,8 +43,16 @@ from ._identity import (
 from ._ids import ID_ALPHABET, ID_LENGTH, is_id, new_id
 from ._local_secrets import local_secret
 from ._logging import configure_logging, register_secret
-from ._paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest, encode_page_token, page_request
+from ._paging import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    PageRequest,
+    TimeOrdered,
+    encode_page_token,
+    page_request,
+)
 from ._registry import Registry, RegistryError, ServiceEntry, load_registry
+from ._remote_errors import RemoteError, remote_error
 from ._sql_types import UtcDateTime
 from ._storage import Database
 from ._uow import SqlUnitOfWorkRunner, UnitOfWorkRunner
@@ -81,6 +89,7 @@ __all__ = [
     "PermissionDenied",
     "Registry",
     "RegistryError",
+    "RemoteError",
     "RequestInProgress",
     "ResourceExhausted",
     "Secret",
@@ -89,6 +98,7 @@ __all__ = [
     "ServiceSettings",
     "SqlUnitOfWorkRunner",
     "StorageUnavailable",
+    "TimeOrdered",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
@@ -110,5 +120,6 @@ __all__ = [
     "outgoing_timeout",
     "page_request",
     "register_secret",
+    "remote_error",
     "to_status",
 ]

@@ -11,17 +11,38 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
 
 from paynow.api.v1 import page_pb2
 
 from ._errors import InvalidArgument, InvalidPageToken
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "PageRequest", "encode_page_token", "page_request"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "PageRequest",
+    "TimeOrdered",
+    "encode_page_token",
+    "page_request",
+]
 
 DEFAULT_PAGE_SIZE = page_pb2.PAGE_SIZE_LIMIT_DEFAULT
 MAX_PAGE_SIZE = page_pb2.PAGE_SIZE_LIMIT_MAXIMUM
+
+
+class TimeOrdered(Protocol):
+    """Anything listed by (create_time, id): the usual keyset order of PayNow's lists."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def create_time(self) -> datetime: ...
+
+
+R = TypeVar("R", bound=TimeOrdered)
 
 
 @dataclass(frozen=True)
@@ -31,6 +52,23 @@ class PageRequest:
     size: int
     after: tuple[str, ...] | None
     query_fingerprint: str
+
+    @property
+    def after_time(self) -> tuple[datetime, str] | None:
+        """The (create_time, id) the previous page ended on, for a keyset WHERE clause."""
+        if self.after is None:
+            return None
+        try:
+            return datetime.fromisoformat(self.after[0]), self.after[1]
+        except (ValueError, IndexError):
+            raise InvalidPageToken() from None
+
+    def split(self, rows: Sequence[R]) -> tuple[list[R], str]:
+        """This page's rows and the next token, from up to `size + 1` rows ordered by
+        (create_time, id): repositories fetch one extra row to learn that more remain."""
+        shown = list(rows[: self.size])
+        last = (shown[-1].create_time.isoformat(), shown[-1].id) if shown else None
+        return shown, self.next_token(last, len(rows) > self.size)
 
     def next_token(self, last_key: tuple[str, ...] | None, has_more: bool) -> str:
         """The token for the page after this one; empty when this page was the last."""

@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from paynow.account.v1 import account_pb2, account_service_pb2, account_service_pb2_grpc
-from services.framework import ServiceSettings, connect, outgoing_timeout
+from services.framework import ServiceSettings, connect, outgoing_timeout, remote_error
 
 from .domain import AccountServiceUnavailable, TransferRefused, UnsupportedCurrency
 
@@ -28,11 +26,7 @@ _PAUSE_S = 0.05
 
 
 def _reason(error: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(error)
-    if status is None or not status.details:
-        return ""
-    info = error_details_pb2.ErrorInfo()
-    return info.reason if status.details[0].Unpack(info) else ""
+    return remote_error(error).reason
 
 
 class GrpcAccountGateway:

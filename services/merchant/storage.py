@@ -172,9 +172,8 @@ def _refund(row: Any) -> Refund:
 
 
 def _newest_first(query: Any, table: Table, page: PageRequest) -> Any:
-    if page.after is not None:
-        at = datetime.fromisoformat(page.after[0])
-        query = query.where(tuple_(table.c.create_time, table.c.id) < (at, page.after[1]))
+    if page.after_time is not None:
+        query = query.where(tuple_(table.c.create_time, table.c.id) < page.after_time)
     return query.order_by(table.c.create_time.desc(), table.c.id.desc()).limit(page.size + 1)
 
 

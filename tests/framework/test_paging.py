@@ -49,3 +49,24 @@ def test_malformed_token_is_refused(token: str) -> None:
     """Garbage, non-JSON, empty-object and empty-key tokens are INVALID_PAGE_TOKEN."""
     with pytest.raises(InvalidPageToken):
         page_request(2, token, {})
+
+
+class _Row:
+    def __init__(self, n: int) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        self.id = f"row_{n}"
+        self.create_time = datetime(2026, 11, 25, tzinfo=UTC) + timedelta(seconds=n)
+
+
+def test_split_keeps_one_page_and_points_after_its_last_row() -> None:
+    """Of size+1 fetched rows, size are shown and the token resumes after the last shown."""
+    first = page_request(2, "", {})
+    shown, token = first.split([_Row(1), _Row(2), _Row(3)])
+    assert [r.id for r in shown] == ["row_1", "row_2"]
+    assert page_request(2, token, {}).after_time == (_Row(2).create_time, "row_2")
+
+
+def test_split_of_a_short_page_ends_the_list() -> None:
+    """Fewer rows than size+1 means no next page."""
+    assert page_request(2, "", {}).split([_Row(1)])[1] == ""

@@ -129,10 +129,7 @@ class Accounts:
         async def work(uow: AccountUnitOfWork) -> list[Account]:
             return await uow.accounts.list_owned(owner_id, page)
 
-        rows = await self._uow(work, readonly=True)
-        shown, has_more = rows[: page.size], len(rows) > page.size
-        last = (shown[-1].create_time.isoformat(), shown[-1].id) if shown else None
-        return AccountPage(shown, page.next_token(last, has_more))
+        return AccountPage(*page.split(await self._uow(work, readonly=True)))
 
     async def rename(self, owner_id: str, account_id: str, display_name: str, etag: str) -> Account:
         """Change the display name; raises EtagMismatch if `etag` is set and stale."""

@@ -152,10 +152,7 @@ class Ledger:
             _owned(await uow.accounts.get(account_id), owner_id, account_id)
             return await uow.ledger.list_entries(account_id, start_time, end_time, page)
 
-        rows = await self._uow(work, readonly=True)
-        shown, has_more = rows[: page.size], len(rows) > page.size
-        last = (shown[-1].create_time.isoformat(), shown[-1].id) if shown else None
-        return EntryPage(shown, page.next_token(last, has_more))
+        return EntryPage(*page.split(await self._uow(work, readonly=True)))
 
     async def _move(self, movement: Movement) -> Transferred:
         async def work(uow: AccountUnitOfWork) -> Transferred:

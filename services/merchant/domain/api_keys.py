@@ -90,10 +90,7 @@ class ApiKeys:
             owned(await uow.merchants.get(merchant_id), owner_id, merchant_id)
             return await uow.api_keys.list_for_merchant(merchant_id, page)
 
-        rows = await self._uow(work, readonly=True)
-        shown, has_more = rows[: page.size], len(rows) > page.size
-        last = (shown[-1].create_time.isoformat(), shown[-1].id) if shown else None
-        return ApiKeyPage(shown, page.next_token(last, has_more))
+        return ApiKeyPage(*page.split(await self._uow(work, readonly=True)))
 
     async def revoke(self, owner_id: str, key_id: str) -> ApiKey:
         """Revoke a key of one of the caller's merchants; revoking twice changes nothing."""

@@ -96,10 +96,7 @@ class Merchants:
         async def work(uow: MerchantUnitOfWork) -> list[Merchant]:
             return await uow.merchants.list_owned(owner_id, page)
 
-        rows = await self._uow(work, readonly=True)
-        shown, has_more = rows[: page.size], len(rows) > page.size
-        last = (shown[-1].create_time.isoformat(), shown[-1].id) if shown else None
-        return MerchantPage(shown, page.next_token(last, has_more))
+        return MerchantPage(*page.split(await self._uow(work, readonly=True)))
 
 
 def owned(merchant: Merchant | None, owner_id: str, merchant_id: str) -> Merchant:

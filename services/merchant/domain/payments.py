@@ -168,9 +168,8 @@ class Payments:
 
     def _page(self, rows: list[Payment], page: PageRequest) -> PaymentPage:
         now = self._clock()
-        shown, has_more = rows[: page.size], len(rows) > page.size
-        last = (shown[-1].create_time.isoformat(), shown[-1].id) if shown else None
-        return PaymentPage([_as_seen(p, now) for p in shown], page.next_token(last, has_more))
+        shown, token = page.split(rows)
+        return PaymentPage([_as_seen(p, now) for p in shown], token)
 
     async def approve(self, user_id: str, payment_id: str) -> Payment:
         """Pay the payment from the person's wallet (the protocol in this module's docstring).
