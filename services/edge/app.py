@@ -12,7 +12,8 @@ import structlog
 
 from services.framework import configure_logging, register_secret
 
-from .auth import INTERNAL, USER, AccessGate, Authenticator
+from .api_keys import API_KEY_SERVICE, ApiKeyAuthenticator, verify_with_merchant
+from .auth import INTERNAL, MERCHANT, USER, AccessGate, Authenticator
 from .config import EdgeSettings, load_edge_settings
 from .cors import Cors
 from .descriptors import load_descriptor_set
@@ -21,7 +22,7 @@ from .health import BackendHealth
 from .routes import Route, compile_route
 from .routing import Router
 from .server import serve
-from .tokens import AUTH_SERVICE, BearerJwtAuthenticator
+from .tokens import AUTH_SERVICE, BearerJwtAuthenticator, jwks_from_auth, jwks_from_file
 
 __all__ = ["build_gateway", "main", "run"]
 
@@ -55,6 +56,37 @@ def _channel(address: str, channels: dict[str, grpc.aio.Channel]) -> grpc.aio.Ch
     return channels[address]
 
 
+def _default_authenticators(
+    settings: EdgeSettings, channels: dict[str, grpc.aio.Channel], token: str | None
+) -> dict[int, Authenticator]:
+    """USER: JWTs against a JWKS file, else auth's published keys; MERCHANT: API keys
+    through merchant's VerifyApiKey. A level with neither source gets no authenticator, so
+    its routes answer 401."""
+    found: dict[int, Authenticator] = {}
+    issuer, audience = settings.jwt_issuer, settings.jwt_audience
+    auth_address = settings.backends.get(AUTH_SERVICE)
+    if settings.jwks_file is not None:
+        fetch = jwks_from_file(settings.jwks_file)
+    elif auth_address is not None:
+        fetch = jwks_from_auth(_channel(auth_address, channels))
+    else:
+        fetch = None
+    if fetch is not None:
+        found[USER] = BearerJwtAuthenticator.from_source(
+            fetch, issuer=issuer, audience=audience, cache_s=settings.jwt_cache_s
+        )
+    merchant_address = settings.backends.get(API_KEY_SERVICE)
+    if merchant_address is not None:
+        if token is None:
+            _log.warning("edge_without_internal_token", effect="every API key is refused")
+        found[MERCHANT] = ApiKeyAuthenticator(
+            verify_with_merchant(_channel(merchant_address, channels), token),
+            ttl_s=settings.api_key_cache_s,
+            max_entries=settings.api_key_cache_entries,
+        )
+    return found
+
+
 def build_gateway(
     settings: EdgeSettings,
     channels: dict[str, grpc.aio.Channel],
@@ -80,15 +112,10 @@ def build_gateway(
             router.add(binding.http_method, route.template, route)
             count += 1
     token = settings.internal_token.reveal() if settings.internal_token else None
-    authenticators = dict(authenticators or {})
-    auth_address = settings.backends.get(AUTH_SERVICE)
-    if USER not in authenticators and auth_address is not None:
-        # Fronting PayNow: USER routes verify JWTs against auth's published keys.
-        authenticators[USER] = BearerJwtAuthenticator.from_auth(
-            _channel(auth_address, channels),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-        )
+    authenticators = {
+        **_default_authenticators(settings, channels, token),
+        **(authenticators or {}),
+    }
     gateway = Gateway(
         router,
         pool,
@@ -105,7 +132,13 @@ async def run(settings: EdgeSettings) -> None:
     """Serve until SIGINT or SIGTERM, then close the listener and the backend channels."""
     channels: dict[str, grpc.aio.Channel] = {}
     gateway, count = build_gateway(settings, channels)
-    server = await serve(gateway.handle, settings.host, settings.port, settings.body_limit_bytes)
+    server = await serve(
+        gateway.handle,
+        settings.host,
+        settings.port,
+        settings.body_limit_bytes,
+        settings.trusted_proxies,
+    )
     port = server.sockets[0].getsockname()[1]
     _log.info("edge_started", url=f"http://{settings.host}:{port}", routes=count)
     stop = asyncio.Event()

@@ -28,6 +28,7 @@ __all__ = [
     "Authenticator",
     "Identity",
     "InvalidCredentials",
+    "bearer_token",
 ]
 
 PUBLIC = annotations_pb2.ACCESS_PUBLIC
@@ -48,7 +49,21 @@ class Identity:
 
 class InvalidCredentials(Exception):
     """Raised by an Authenticator for credentials of its kind that fail verification
-    (bad signature, expired, revoked); the message is safe to show the client."""
+    (bad signature, expired, revoked); the message is safe to show the client, and `reason`
+    goes in the 401's ErrorInfo (ACCESS_TOKEN_INVALID, API_KEY_INVALID, …)."""
+
+    def __init__(self, message: str, *, reason: str = "CREDENTIALS_INVALID") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def bearer_token(headers: Mapping[bytes, bytes]) -> str | None:
+    """The token of `Authorization: Bearer <token>` (scheme case-insensitive), or None for
+    no header, another scheme or an empty token."""
+    scheme, _, raw = headers.get(b"authorization", b"").partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    return raw.decode("latin-1").strip() or None
 
 
 class Authenticator(Protocol):
@@ -61,14 +76,9 @@ class Authenticator(Protocol):
         ...
 
 
-def _unauthenticated(message: str, challenge: tuple[str, str]) -> EdgeError:
-    return EdgeError(
-        401,
-        grpc.StatusCode.UNAUTHENTICATED,
-        "CREDENTIALS_MISSING" if challenge is _CHALLENGE else "CREDENTIALS_INVALID",
-        message,
-        headers=[challenge],
-    )
+def _unauthenticated(reason: str, message: str) -> EdgeError:
+    challenge = _CHALLENGE if reason == "CREDENTIALS_MISSING" else _INVALID_CHALLENGE
+    return EdgeError(401, grpc.StatusCode.UNAUTHENTICATED, reason, message, headers=[challenge])
 
 
 class AccessGate:
@@ -89,7 +99,9 @@ class AccessGate:
         if PUBLIC in allow:
             return None
         if b"authorization" not in headers:
-            raise _unauthenticated("this route needs an Authorization header", _CHALLENGE)
+            raise _unauthenticated(
+                "CREDENTIALS_MISSING", "this route needs an Authorization header"
+            )
         try:
             for level in sorted(allow):
                 authenticator = self._authenticators.get(level)
@@ -106,5 +118,7 @@ class AccessGate:
                         "these credentials are valid but not accepted by this route",
                     )
         except InvalidCredentials as exc:
-            raise _unauthenticated(str(exc) or "invalid credentials", _INVALID_CHALLENGE) from None
-        raise _unauthenticated("credentials not recognized for this route", _INVALID_CHALLENGE)
+            raise _unauthenticated(exc.reason, str(exc) or "invalid credentials") from None
+        raise _unauthenticated(
+            "CREDENTIALS_INVALID", "expected `Authorization: Bearer <access token or API key>`"
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from services.framework import ConfigError, Secret, load_registry
 
 from .auth import INTERNAL, PUBLIC
+from .metadata import TrustedProxies
 
 __all__ = ["DEFAULT_DESCRIPTOR_SET", "EdgeSettings", "load_edge_settings"]
 
@@ -44,6 +46,13 @@ class EdgeSettings:
     # What auth puts in its access tokens (services/auth/config.py's defaults).
     jwt_issuer: str = "paynow-auth"
     jwt_audience: str = "paynow"
+    # A JWKS file for USER routes when there is no auth backend to fetch keys from.
+    jwks_file: Path | None = None
+    jwt_cache_s: float = 60.0
+    api_key_cache_s: float = 30.0
+    api_key_cache_entries: int = 10_000
+    # Peers whose X-Forwarded-For is believed (load balancers in front of the edge).
+    trusted_proxies: TrustedProxies = ()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--body-limit-bytes", type=int)
     parser.add_argument("--deadline-ms", type=int)
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN")
+    parser.add_argument("--jwks-file", type=Path, help="JWKS JSON verifying USER routes' JWTs")
     return parser
 
 
@@ -85,9 +95,35 @@ def _int(env: Mapping[str, str], name: str, flag: int | None, default: int) -> i
     return value
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(f"PAYNOW_EDGE_{name}")
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"PAYNOW_EDGE_{name}: expected a number, got {raw!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"PAYNOW_EDGE_{name}: expected 0 or more seconds, got {raw!r}")
+    return value
+
+
+def _networks(raw: str) -> TrustedProxies:
+    try:
+        return tuple(
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in raw.split(",")
+            if item.strip()
+        )
+    except ValueError as exc:
+        raise ConfigError(f"PAYNOW_EDGE_TRUSTED_PROXIES: {exc}") from None
+
+
 def _registry_backends(env: Mapping[str, str]) -> dict[str, str]:
     backends: dict[str, str] = {}
     for entry in load_registry().services.values():
+        if not entry.grpc_services:
+            continue  # the edge itself
         prefix = entry.name.upper()
         port = env.get(f"PAYNOW_{prefix}_PORT", str(entry.port))
         address = env.get(f"PAYNOW_EDGE_{prefix}_ADDR", f"127.0.0.1:{port}")
@@ -139,4 +175,13 @@ def load_edge_settings(
         log_level=env.get("PAYNOW_EDGE_LOG_LEVEL", "info"),
         jwt_issuer=env.get("PAYNOW_EDGE_JWT_ISSUER", "paynow-auth"),
         jwt_audience=env.get("PAYNOW_EDGE_JWT_AUDIENCE", "paynow"),
+        jwks_file=args.jwks_file or _path(env.get("PAYNOW_EDGE_JWKS_FILE")),
+        jwt_cache_s=_seconds(env, "JWT_CACHE_S", 60.0),
+        api_key_cache_s=_seconds(env, "API_KEY_CACHE_S", 30.0),
+        api_key_cache_entries=_int(env, "API_KEY_CACHE_ENTRIES", None, 10_000),
+        trusted_proxies=_networks(env.get("PAYNOW_EDGE_TRUSTED_PROXIES", "")),
     )
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw) if raw else None

@@ -4,12 +4,19 @@ As grpc-gateway's runtime/context.go: `Grpc-Metadata-<key>` request headers beco
 `<key>`, and backend headers and trailers come back as `Grpc-Metadata-<key>`. What a client
 sends never reaches a backend as identity: `x-paynow-*` keys are dropped here, and only the
 edge itself adds them after authenticating.
+
+The client's address reaches backends as `x-forwarded-for` (auth throttles sign-ins per
+address, believing the header only from an internal caller): the TCP peer the edge saw,
+set by the server. A client's own `X-Forwarded-For` is believed only when the peer is a
+configured trusted proxy (PAYNOW_EDGE_TRUSTED_PROXIES; none by default), and a client's
+`Grpc-Metadata-X-Forwarded-For` never.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -19,8 +26,11 @@ import grpc
 from .errors import EdgeError
 
 __all__ = [
+    "FORWARDED_FOR_HEADER",
     "METADATA_PREFIX",
     "MetadataPairs",
+    "TrustedProxies",
+    "client_address",
     "forwarded_metadata",
     "parse_grpc_timeout",
     "request_id",
@@ -29,6 +39,9 @@ __all__ = [
 
 METADATA_PREFIX = b"grpc-metadata-"
 MetadataPairs = list[tuple[str, str | bytes]]
+TrustedProxies = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+# The one `Grpc-Metadata-*` name the server sets itself (and drops when a client sends it).
+FORWARDED_FOR_HEADER = METADATA_PREFIX + b"x-forwarded-for"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}\Z")
 _KEY = re.compile(r"[0-9a-z_.\-]+\Z")
 # Keys a client may not set: the edge's own (identity, the internal credential, the request
@@ -49,6 +62,27 @@ def request_id(header: bytes | None) -> str:
     if header is not None and _REQUEST_ID.match(header):
         return header.decode()
     return os.urandom(12).hex()
+
+
+def _trusted(address: str, trusted: TrustedProxies) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def client_address(peer: str, forwarded_for: bytes | None, trusted: TrustedProxies) -> str:
+    """The client's address: `peer`, unless `peer` is a trusted proxy and the request has an
+    X-Forwarded-For, whose entries are then read from the right, past trusted proxies."""
+    if not trusted or forwarded_for is None or not _trusted(peer, trusted):
+        return peer
+    address = peer
+    for entry in reversed(forwarded_for.decode("latin-1").split(",")):
+        address = entry.strip()
+        if not _trusted(address, trusted):
+            break
+    return address or peer
 
 
 def forwarded_metadata(headers: Iterable[tuple[bytes, bytes]]) -> MetadataPairs:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import httptools
 
 from .errors import reason_phrase
-from .metadata import METADATA_PREFIX
+from .metadata import FORWARDED_FOR_HEADER, METADATA_PREFIX, TrustedProxies, client_address
 
 __all__ = ["HttpConnection", "Request", "serve"]
 
@@ -53,9 +53,13 @@ class Request:
 class HttpConnection(asyncio.Protocol):
     """One client connection; the handler answers through respond() or the stream methods."""
 
-    def __init__(self, handler: Handler, body_limit: int) -> None:
+    def __init__(
+        self, handler: Handler, body_limit: int, trusted_proxies: TrustedProxies = ()
+    ) -> None:
         self._handler = handler
         self._limit = body_limit
+        self._trusted = trusted_proxies
+        self._peer: str | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._queue: collections.deque[Request] = collections.deque()
@@ -72,6 +76,9 @@ class HttpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self._peer = str(peer[0])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -107,7 +114,8 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         if name.startswith(METADATA_PREFIX):
-            self._request.grpc_metadata.append((name, value))
+            if name != FORWARDED_FOR_HEADER:  # only the edge says where a client is
+                self._request.grpc_metadata.append((name, value))
         else:
             self._request.headers[name] = value
 
@@ -137,6 +145,10 @@ class HttpConnection(asyncio.Protocol):
         request.query = query.decode("latin-1")
         request.body = b"".join(self._chunks)
         request.keep_alive = self._parser.should_keep_alive() and not request.too_large
+        if self._peer is not None:
+            forwarded = request.headers.get(b"x-forwarded-for")
+            address = client_address(self._peer, forwarded, self._trusted)
+            request.grpc_metadata.append((FORWARDED_FOR_HEADER, address.encode("latin-1")))
         self._queue.append(request)
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._serve())
@@ -199,10 +211,19 @@ class HttpConnection(asyncio.Protocol):
         return self._transport is not None
 
 
-async def serve(handler: Handler, host: str, port: int, body_limit: int) -> asyncio.Server:
-    """Listen on host:port (0 picks a free port); the server is already accepting."""
+async def serve(
+    handler: Handler,
+    host: str,
+    port: int,
+    body_limit: int,
+    trusted_proxies: TrustedProxies = (),
+) -> asyncio.Server:
+    """Listen on host:port (0 picks a free port); the server is already accepting. Every
+    request carries its client's address as `x-forwarded-for` metadata (metadata.py)."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: HttpConnection(handler, body_limit), host, port)
+    server = await loop.create_server(
+        lambda: HttpConnection(handler, body_limit, trusted_proxies), host, port
+    )
     with contextlib.suppress(AttributeError):
         await server.start_serving()
     return server
