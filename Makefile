@@ -13,7 +13,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),build/uv/bin/uv)
 PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null | sort)
 PYTEST_ARGS ?=
 
-.PHONY: help setup gen gen-check lint fmt test run bench
+.PHONY: help setup gen gen-check lint fmt test run breaking contract-baseline bench
 
 # Show every target with its one-line description.
 help:
@@ -54,6 +54,14 @@ fmt: $(VENV)/.synced
 	$(VENV)/bin/ruff check --fix-only --quiet .
 	$(VENV)/bin/ruff format .
 	$(BUF) format protos --write
+
+# Fail if the protos break a client of the committed contract baseline (protos/baseline/).
+breaking: $(VENV)/.synced
+	$(PY) scripts/contracts.py breaking
+
+# Move the contract baseline to the current protos; commit it with the reason.
+contract-baseline: $(VENV)/.synced
+	$(PY) scripts/contracts.py baseline
 
 # Run the whole test suite (PYTEST_ARGS passes options to pytest).
 test: $(VENV)/.synced
