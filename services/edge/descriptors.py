@@ -3,25 +3,107 @@
 The set is read into its own pool rather than the process default, so any set works (a
 test proto, another product's API) without clashing with modules this process imports.
 Options are read from the raw FileDescriptorProtos, where the `google.api.http` and
-`paynow.api.v1.access` extensions are registered and parse as typed messages.
+`paynow.api.v1.access` extensions are registered and parse as typed messages. The same raw
+protos carry the comments (source_code_info) and field options that the OpenAPI document
+needs; `SourceInfo` keeps them by full name, apart from anything a request touches.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 
+from buf.validate import validate_pb2  # noqa: F401  (registers the field rules for parsing)
 from google.api import annotations_pb2 as http_annotations
-from google.api import http_pb2
+from google.api import (
+    field_behavior_pb2,  # noqa: F401  (registers field_behavior for parsing)
+    http_pb2,
+)
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import Descriptor, FileDescriptor
 from google.rpc import error_details_pb2, status_pb2
 
 from paynow.api.v1 import annotations_pb2 as access_annotations
 
-__all__ = ["Binding", "MethodSpec", "load_descriptor_set"]
+__all__ = ["Binding", "MethodSpec", "SourceInfo", "load_descriptor_set"]
 
-_PATTERNS = ("get", "put", "post", "delete", "patch")
+# Field numbers in descriptor.proto, as source_code_info paths use them.
+_FILE_MESSAGE, _FILE_ENUM, _FILE_SERVICE = 4, 5, 6
+_MESSAGE_FIELD, _MESSAGE_NESTED, _MESSAGE_ENUM = 2, 3, 4
+_ENUM_VALUE, _SERVICE_METHOD = 2, 2
+
+
+def _clean(comment: str) -> str:
+    # protoc keeps the space after `//` on every line; drop it and surrounding blank lines.
+    lines = [line[1:] if line.startswith(" ") else line for line in comment.splitlines()]
+    return "\n".join(line.rstrip() for line in lines).strip()
+
+
+class SourceInfo:
+    """Comments and field options of a descriptor set, by full name. Start-up use only:
+    the OpenAPI document reads them, no request does.
+
+    Keys: `pkg.Message`, `pkg.Message.field`, `pkg.Enum`, `pkg.Enum.VALUE` (under its enum,
+    unlike proto scoping, so values of two enums never clash), `pkg.Service`,
+    `pkg.Service.Method`.
+    """
+
+    def __init__(self, files: Iterable[descriptor_pb2.FileDescriptorProto] = ()) -> None:
+        self._comments: dict[str, str] = {}
+        self._field_options: dict[str, descriptor_pb2.FieldOptions] = {}
+        for file in files:
+            self._add_file(file)
+
+    def comment(self, full_name: str) -> str:
+        """The element's leading comment (else its trailing one), cleaned; "" if none."""
+        return self._comments.get(full_name, "")
+
+    def field_options(self, full_name: str) -> descriptor_pb2.FieldOptions:
+        """The field's options with extensions parsed (field_behavior, buf.validate)."""
+        return self._field_options.get(full_name) or descriptor_pb2.FieldOptions()
+
+    def _add_file(self, file: descriptor_pb2.FileDescriptorProto) -> None:
+        found = {tuple(loc.path): loc for loc in file.source_code_info.location}
+
+        def note(name: str, path: tuple[int, ...]) -> None:
+            location = found.get(path)
+            if location is not None:
+                text = location.leading_comments or location.trailing_comments
+                if text.strip():
+                    self._comments[name] = _clean(text)
+
+        def enum(
+            prefix: str, item: descriptor_pb2.EnumDescriptorProto, path: tuple[int, ...]
+        ) -> None:
+            name = prefix + item.name
+            note(name, path)
+            for i, value in enumerate(item.value):
+                note(f"{name}.{value.name}", (*path, _ENUM_VALUE, i))
+
+        def message(
+            prefix: str, item: descriptor_pb2.DescriptorProto, path: tuple[int, ...]
+        ) -> None:
+            name = prefix + item.name
+            note(name, path)
+            for i, field in enumerate(item.field):
+                note(f"{name}.{field.name}", (*path, _MESSAGE_FIELD, i))
+                self._field_options[f"{name}.{field.name}"] = field.options
+            for i, nested in enumerate(item.nested_type):
+                message(name + ".", nested, (*path, _MESSAGE_NESTED, i))
+            for i, inner in enumerate(item.enum_type):
+                enum(name + ".", inner, (*path, _MESSAGE_ENUM, i))
+
+        prefix = f"{file.package}." if file.package else ""
+        for i, item in enumerate(file.message_type):
+            message(prefix, item, (_FILE_MESSAGE, i))
+        for i, top in enumerate(file.enum_type):
+            enum(prefix, top, (_FILE_ENUM, i))
+        for i, service in enumerate(file.service):
+            note(prefix + service.name, (_FILE_SERVICE, i))
+            for j, method in enumerate(service.method):
+                path = (_FILE_SERVICE, i, _SERVICE_METHOD, j)
+                note(f"{prefix}{service.name}.{method.name}", path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +128,8 @@ class MethodSpec:
     client_streaming: bool
     access: frozenset[int]
     bindings: tuple[Binding, ...]
+    # The whole set's comments and field options, shared by its methods (OpenAPI only).
+    source: SourceInfo = dataclasses.field(default_factory=SourceInfo, compare=False, repr=False)
 
     @property
     def path(self) -> str:
@@ -106,6 +190,7 @@ def load_descriptor_set(
     for module in (error_details_pb2, status_pb2):
         _add_file(pool, module.DESCRIPTOR)
     methods: list[MethodSpec] = []
+    source = SourceInfo(files)
     for file in files:
         package = f"{file.package}." if file.package else ""
         for service in file.service:
@@ -123,6 +208,7 @@ def load_descriptor_set(
                         client_streaming=method.client_streaming,
                         access=_access(method.options, default_access),
                         bindings=bindings,
+                        source=source,
                     )
                 )
     return pool, methods

@@ -170,6 +170,17 @@ class Router(Generic[R]):
                 allowed.update(node.ends[verb])
         return sorted(allowed)
 
+    def routes(self) -> list[R]:
+        """Every registered route, in no particular order (start-up use: the OpenAPI document)."""
+        found: list[R] = []
+        pending = [self._root]
+        while pending:
+            node = pending.pop()
+            found.extend(route for methods in node.ends.values() for route in methods.values())
+            pending.extend(node.literals.values())
+            pending.extend(child for child in (node.star, node.double_star) if child is not None)
+        return found
+
     def _walk(
         self, node: _Node[R], segments: list[str], i: int, verb: str, out: list[_Node[R]]
     ) -> list[_Node[R]]:
