@@ -24,6 +24,7 @@ from services.framework import (
 
 from .auth import AccessGate
 from .cors import Cors
+from .docs_page import DocsSite
 from .errors import EdgeError, backend_error
 from .health import BackendHealth
 from .metadata import (
@@ -71,6 +72,8 @@ class Gateway:
         self._health = health
         self._cors = cors
         self._deadline_s = deadline_s
+        # /openapi.json and /docs: built once here, from exactly the methods routed.
+        self._docs = DocsSite.from_methods(dict.fromkeys(r.spec for r in router.routes()))
         # Sent on every call so backends know the edge made it; identity is added per request.
         self._base: MetadataPairs = (
             [(INTERNAL_TOKEN_KEY, internal_token), (CALLER_SERVICE_KEY, "edge")]
@@ -123,6 +126,10 @@ class Gateway:
             status, body = await self._health.report()
             conn.respond(status, headers, body, _JSON)
             return HEALTH_PATH, status
+        page = self._docs.page(request.path) if request.method == "GET" else None
+        if page is not None:
+            conn.respond(200, headers, *page)
+            return request.path, 200
         allowed = self._router.allowed_methods(request.path)
         if self._cors.is_preflight(request.method, request.headers) and allowed:
             conn.respond(204, headers + self._cors.preflight(request.headers, allowed), b"", _JSON)
