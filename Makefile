@@ -13,7 +13,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),build/uv/bin/uv)
 PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null | sort)
 PYTEST_ARGS ?=
 
-.PHONY: help setup gen gen-check lint fmt test run breaking contract-baseline bench
+.PHONY: help setup gen gen-check lint fmt test run breaking contract-baseline bench openapi
 
 # Show every target with its one-line description.
 help:
@@ -62,6 +62,10 @@ breaking: $(VENV)/.synced
 # Move the contract baseline to the current protos; commit it with the reason.
 contract-baseline: $(VENV)/.synced
 	$(PY) scripts/contracts.py baseline
+
+# Write the edge's OpenAPI document for PayNow's protos to docs/openapi.json.
+openapi: $(VENV)/.synced
+	$(PY) scripts/openapi.py
 
 # Run the whole test suite (PYTEST_ARGS passes options to pytest).
 test: $(VENV)/.synced
