@@ -31,6 +31,14 @@ class ServiceEntry:
     grpc_services: tuple[str, ...]
     calls: tuple[str, ...]
     callers: tuple[str, ...]
+    # The HTTP path answering 200 when the service is ready (the edge's `/healthz`); None
+    # for a gRPC service, which reports through grpc.health.v1 instead.
+    http_health: str | None = None
+
+    @property
+    def is_http(self) -> bool:
+        """True for a service whose port speaks HTTP (and whose health is an HTTP GET)."""
+        return self.http_health is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +104,13 @@ def _entry(name: str, raw: Any) -> ServiceEntry:
         raise RegistryError(f"{where}.port: expected an integer in 1..65535, got {port!r}")
     if not isinstance(module, str) or not module:
         raise RegistryError(f"{where}.module: expected a module name, got {module!r}")
+    http_health = raw.get("http_health")
+    if http_health is not None and (
+        not isinstance(http_health, str) or not http_health.startswith("/")
+    ):
+        raise RegistryError(
+            f"{where}.http_health: expected a path like /healthz, got {http_health!r}"
+        )
     return ServiceEntry(
         name=name,
         port=port,
@@ -103,6 +118,7 @@ def _entry(name: str, raw: Any) -> ServiceEntry:
         grpc_services=_str_list(raw, "grpc_services", where),
         calls=_str_list(raw, "calls", where),
         callers=_str_list(raw, "callers", where),
+        http_health=http_health,
     )
 
 
@@ -111,7 +127,7 @@ def load_registry(path: Path | None = None) -> Registry:
 
     Raises RegistryError if the file is missing, is not valid TOML, an entry lacks a port or
     module, or two services share a port. Unknown names in `calls` and cycles are reported
-    by `Registry.start_order`; `callers` may name services that join later (the edge).
+    by `Registry.start_order`; `callers` may name services that join later.
     """
     path = REGISTRY_PATH if path is None else path
     try:

@@ -1,7 +1,9 @@
 """The process supervisor behind `make run` and the end-to-end tests.
 
 Each registry service runs as its own process (`python -m <module>`) in its own process
-group: Ctrl-C in a terminal reaches only the supervisor, which then stops the services in
+group, started once everything it calls is ready: grpc.health.v1 SERVING, or 200 on the
+`http_health` path of an HTTP service (the edge, which calls all the others and so starts
+last). Ctrl-C in a terminal reaches only the supervisor, which then stops the services in
 reverse start order, each draining its calls, instead of all of them dying at once mid-call.
 """
 
@@ -19,14 +21,11 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+from ._probes import readiness_probe
 from ._registry import Registry, load_registry
 
 __all__ = ["ServiceProcess", "Stack", "StackError", "free_ports", "start_stack"]
 
-_SERVING = health_pb2.HealthCheckResponse.SERVING
 _LOG_LINES = 5000  # per process: enough to diagnose a failed start, bounded for long runs
 
 
@@ -45,6 +44,7 @@ class ServiceProcess:
         default_factory=lambda: collections.deque(maxlen=_LOG_LINES)
     )
     reader: asyncio.Task[None] | None = None
+    is_http: bool = False
 
     @property
     def pid(self) -> int:
@@ -53,6 +53,11 @@ class ServiceProcess:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """Where to reach it: `http://…` for an HTTP service, host:port for gRPC."""
+        return f"http://{self.address}" if self.is_http else self.address
 
     @property
     def log(self) -> str:
@@ -154,7 +159,7 @@ class Stack:
     async def _start_one(self, name: str) -> None:
         service = await self._launch(name)
         await self._wait_serving(service)
-        self.say(f"{name} is SERVING on {service.address} (pid {service.pid})")
+        self.say(f"{name} is SERVING on {service.url} (pid {service.pid})")
 
     async def _launch(self, name: str) -> ServiceProcess:
         process = await asyncio.create_subprocess_exec(
@@ -168,7 +173,8 @@ class Stack:
             process_group=0,
             limit=1 << 20,
         )
-        service = ServiceProcess(name, self.ports[name], process)
+        entry = self.registry.entry(name)
+        service = ServiceProcess(name, self.ports[name], process, is_http=entry.is_http)
         self.processes[name] = service  # registered before any await, so stop() finds it
         service.reader = asyncio.create_task(self._read(service))
         return service
@@ -188,19 +194,13 @@ class Stack:
         exited = asyncio.ensure_future(service.process.wait())
         pause = 0.02
         try:
-            async with grpc.aio.insecure_channel(service.address) as channel:
-                health = health_pb2_grpc.HealthStub(channel)
+            async with readiness_probe(self.registry.entry(service.name), service.port) as ready:
                 while not exited.done():
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         raise self._failure(service, "did not report SERVING in time")
-                    with contextlib.suppress(grpc.aio.AioRpcError):
-                        reply = await health.Check(
-                            health_pb2.HealthCheckRequest(service=""),
-                            timeout=min(1.0, remaining),
-                        )
-                        if reply.status == _SERVING:
-                            return
+                    if await ready(min(1.0, remaining)):
+                        return
                     # Wake early if the process dies; otherwise poll again, backing off.
                     await asyncio.wait({exited}, timeout=pause)
                     pause = min(pause * 2, 0.25)
@@ -284,8 +284,8 @@ async def start_stack(
 ) -> AsyncIterator[Stack]:
     """Start the registry's services (arguments as for Stack), yield the Stack, stop them all.
 
-    Waits on grpc.health.v1 for each service; raises StackError, after printing the failing
-    process's log, if one does not become SERVING.
+    Waits on each service's readiness (_probes.py); raises StackError, after printing the
+    failing process's log, if one does not become ready.
     """
     stack = Stack(
         registry=registry,

@@ -1,8 +1,9 @@
 """`python -m services.framework.stack` (what `make run` runs): every service, one terminal.
 
-Starts each registry service in dependency order with a shared, freshly generated internal
-token, prefixes their output with their names, and on Ctrl-C or SIGTERM stops them all and
-exits 0. Exits 1 if a service fails to start or dies while the others run.
+Starts each registry service in dependency order (the edge last) with a shared, freshly
+generated internal token, prefixes their output with their names, prints one screen with
+every port and the edge's URLs, and on Ctrl-C or SIGTERM stops them all and exits 0.
+Exits 1 if a service fails to start or dies while the others run.
 """
 
 from __future__ import annotations
@@ -24,11 +25,20 @@ def _print(line: str) -> None:
 
 
 def _summary(stack: Stack) -> list[str]:
+    """The one screen printed once everything is up: every port, then the edge's URLs."""
     data_dir = Path(stack.env["PAYNOW_DATA_DIR"]).resolve()
     width = max(map(len, stack.processes))
     lines = [f"all {len(stack.processes)} services are SERVING (data in {data_dir}):"]
     for name, service in stack.processes.items():
-        lines.append(f"  {name:<{width}}  {service.address:<16} pid {service.pid}")
+        kind = "HTTP" if service.is_http else "gRPC"
+        lines.append(f"  {name:<{width}}  {kind}  {service.address:<16} pid {service.pid}")
+    for service in stack.processes.values():
+        if service.is_http:
+            lines += [
+                f"{service.name}: {service.url}",
+                f"  API reference  {service.url}/docs",
+                f"  OpenAPI        {service.url}/openapi.json",
+            ]
     lines.append("Ctrl-C stops them all.")
     return lines
 

@@ -1,4 +1,5 @@
-"""`make run` end to end: every service SERVING, then Ctrl-C stops them all and exits 0."""
+"""`make run` end to end: every service SERVING, the edge healthy and announced, then Ctrl-C
+stops them all and exits 0."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.framework._probes import http_ok
 from services.framework._stack import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["account", "auth", "merchant"]
+EVERYTHING = [*SERVICES, "edge"]
 pytestmark = pytest.mark.e2e
 
 
@@ -47,8 +50,8 @@ async def _health(port: int) -> int:
 
 
 async def test_ctrl_c_stops_every_service_and_exits_zero(tmp_path: Path) -> None:
-    """Started as `make run` starts it, the stack serves all three; SIGINT leaves nothing."""
-    ports = free_ports(SERVICES)  # not the registry ports: a developer's stack may be running
+    """Started as `make run` starts it, the stack serves all four; SIGINT leaves nothing."""
+    ports = free_ports(EVERYTHING)  # not the registry ports: a developer's stack may be running
     env = {
         **os.environ,
         "PAYNOW_DATA_DIR": str(tmp_path / "data"),
@@ -75,7 +78,8 @@ async def test_ctrl_c_stops_every_service_and_exits_zero(tmp_path: Path) -> None
             raise
         summary = "".join(line for line in output if line.startswith("stack "))
         pids = [int(pid) for pid in re.findall(r"^stack +\|   \w+ .* pid (\d+)$", summary, re.M)]
-        statuses = [await _health(port) for port in ports.values()]
+        statuses = [await _health(ports[name]) for name in SERVICES]
+        edge_healthy = await http_ok("127.0.0.1", ports["edge"], "/healthz", 5)
         os.killpg(stack.pid, signal.SIGINT)
         rest, _ = await asyncio.wait_for(stack.communicate(), 60)
         output.append(rest.decode())
@@ -84,7 +88,11 @@ async def test_ctrl_c_stops_every_service_and_exits_zero(tmp_path: Path) -> None
             stack.kill()
             await stack.wait()
     assert statuses == [health_pb2.HealthCheckResponse.SERVING] * len(SERVICES), "".join(output)
-    assert len(pids) == len(SERVICES), "".join(output)
+    assert edge_healthy, "".join(output)
+    edge_url = f"http://127.0.0.1:{ports['edge']}"
+    for url in (edge_url, f"{edge_url}/docs", f"{edge_url}/openapi.json"):
+        assert url in summary, summary
+    assert len(pids) == len(EVERYTHING), "".join(output)
     assert stack.returncode == 0, "".join(output)
     assert [pid for pid in pids if _alive(pid)] == []
     assert sorted(p.name for p in (tmp_path / "data").glob("*.db")) == [

@@ -19,11 +19,35 @@ def _service(name: str, port: int, calls: str = "") -> str:
     return f'[services.{name}]\nport = {port}\nmodule = "m.{name}"\ncalls = [{calls}]\n'
 
 
-def test_the_repository_registry_lists_the_three_services_on_their_ports() -> None:
-    """account, auth and merchant listen on 50061, 50062 and 50063."""
+def test_the_repository_registry_lists_the_services_and_the_edge_on_their_ports() -> None:
+    """account, auth and merchant listen on 50061, 50062 and 50063; the edge on 8080."""
     registry = load_registry()
     ports = {name: entry.port for name, entry in registry.services.items()}
-    assert ports == {"account": 50061, "auth": 50062, "merchant": 50063}
+    assert ports == {"account": 50061, "auth": 50062, "merchant": 50063, "edge": 8080}
+
+
+def test_the_edge_calls_every_grpc_service_and_reports_health_over_http() -> None:
+    """The edge routes to auth, account and merchant, and is ready when /healthz says 200."""
+    edge = load_registry().entry("edge")
+    assert set(edge.calls) == {"account", "auth", "merchant"}
+    assert (edge.http_health, edge.is_http, edge.grpc_services) == ("/healthz", True, ())
+
+
+def test_grpc_services_have_no_http_health() -> None:
+    """Services without `http_health` are waited on through grpc.health.v1."""
+    registry = load_registry()
+    assert [n for n, e in registry.services.items() if not e.is_http] == [
+        "account",
+        "auth",
+        "merchant",
+    ]
+
+
+def test_an_http_health_that_is_not_a_path_is_refused(tmp_path: Path) -> None:
+    """`http_health` must be an absolute path; the error names the key."""
+    path = _write(tmp_path, _service("a", 7000) + 'http_health = "healthz"\n')
+    with pytest.raises(RegistryError, match=r"services\.a\.http_health: expected a path"):
+        load_registry(path)
 
 
 def test_auth_and_merchant_call_account_and_account_lets_them() -> None:
@@ -37,16 +61,16 @@ def test_auth_and_merchant_call_account_and_account_lets_them() -> None:
 
 
 def test_every_registry_module_and_grpc_service_is_declared() -> None:
-    """Each entry names the module `python -m` runs and at least one gRPC service."""
+    """Each entry names the module `python -m` runs; each gRPC one its own services."""
     for entry in load_registry().services.values():
         assert entry.module == f"services.{entry.name}"
         assert all(s.startswith(f"paynow.{entry.name}.v1.") for s in entry.grpc_services)
-        assert entry.grpc_services
+        assert entry.grpc_services or entry.is_http
 
 
-def test_start_order_puts_account_before_the_services_that_call_it() -> None:
-    """The repository registry starts account first, then auth and merchant in file order."""
-    assert load_registry().start_order() == ["account", "auth", "merchant"]
+def test_start_order_puts_account_first_and_the_edge_last() -> None:
+    """Account first, then auth and merchant in file order, then the edge that calls them."""
+    assert load_registry().start_order() == ["account", "auth", "merchant", "edge"]
 
 
 def test_start_order_of_a_subset_includes_what_it_calls() -> None:
@@ -107,8 +131,9 @@ def test_a_missing_registry_file_is_a_clear_error(tmp_path: Path) -> None:
         load_registry(tmp_path / "absent.toml")
 
 
-def test_callers_may_name_a_service_that_joins_later() -> None:
-    """`callers` is not checked against the registry, so the edge can be listed already."""
-    registry = load_registry()
-    assert "edge" in registry.entry("account").callers
-    assert "edge" not in registry.start_order()
+def test_callers_may_name_a_service_that_is_not_in_the_registry(tmp_path: Path) -> None:
+    """`callers` is not checked against the registry, so a future caller can be listed."""
+    path = _write(tmp_path, _service("a", 7000) + 'callers = ["later"]\n')
+    registry = load_registry(path)
+    assert registry.entry("a").callers == ("later",)
+    assert registry.start_order() == ["a"]

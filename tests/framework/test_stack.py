@@ -15,6 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.framework._probes import http_ok
 from services.framework._registry import Registry, load_registry
 from services.framework._stack import Stack, StackError, free_ports, start_stack
 
@@ -42,7 +43,31 @@ if KIND == "ignore_sigterm":
 asyncio.run(main())
 """
 
+# Answers every HTTP request with STATUS (200 or 503) on its PAYNOW_<NAME>_PORT.
+_HTTP = """
+import asyncio, os
+
+NAME = __spec__.name.removeprefix("svc_")
+
+async def answer(reader, writer):
+    await reader.readuntil(b"\\r\\n\\r\\n")
+    writer.write(b"HTTP/1.1 %d X\\r\\ncontent-length: 0\\r\\n\\r\\n" % STATUS)
+    await writer.drain()
+    writer.close()
+
+async def main():
+    port = int(os.environ[f"PAYNOW_{NAME.upper()}_PORT"])
+    server = await asyncio.start_server(answer, "127.0.0.1", port)
+    print(NAME, "listening", flush=True)
+    await server.serve_forever()
+
+STATUS = 200 if KIND == "http_ok" else 503
+asyncio.run(main())
+"""
+
 _MODULES = {
+    "http_ok": _HTTP,
+    "http_unhealthy": _HTTP,
     "healthy": _HEALTHY,
     "ignore_sigterm": _HEALTHY,
     "crashing": "print('cannot open the database: /nowhere')\nraise SystemExit(3)\n",
@@ -58,7 +83,8 @@ def _registry(tmp_path: Path, services: Mapping[str, tuple[str, list[str]]]) -> 
     ports = free_ports(services)
     text = "".join(
         f'[services.{name}]\nport = {ports[name]}\nmodule = "svc_{name}"\ncalls = {calls!r}\n'
-        for name, (_, calls) in services.items()
+        + ('http_health = "/healthz"\n' if kind.startswith("http") else "")
+        for name, (kind, calls) in services.items()
     )
     (tmp_path / "registry.toml").write_text(text.replace("'", '"'), encoding="utf-8")
     return load_registry(tmp_path / "registry.toml")
@@ -86,11 +112,15 @@ async def _status(address: str) -> int:
 
 
 async def test_the_real_services_all_report_serving(tmp_path: Path) -> None:
-    """account, auth and merchant start from the registry and each answers SERVING."""
-    ports = free_ports(["account", "auth", "merchant"])
+    """account, auth and merchant answer SERVING, and the edge, started last, /healthz 200."""
+    ports = free_ports(load_registry().services)
     async with start_stack(tmp_path / "data", ports=ports) as stack:
-        statuses = {name: await _status(p.address) for name, p in stack.processes.items()}
+        grpc_ones = {n: p for n, p in stack.processes.items() if not p.is_http}
+        statuses = {name: await _status(p.address) for name, p in grpc_ones.items()}
+        edge_ok = await http_ok("127.0.0.1", ports["edge"], "/healthz", 5)
+        order = list(stack.processes)
     assert statuses == dict.fromkeys(["account", "auth", "merchant"], 1)
+    assert (edge_ok, order[-1]) == (True, "edge")
     assert {p.name for p in (tmp_path / "data").glob("*.db")} == {
         "account.db",
         "auth.db",
@@ -175,6 +205,28 @@ async def test_dependents_are_not_started_when_a_callee_fails(tmp_path: Path) ->
     finally:
         await stack.stop()
     assert list(stack.processes) == ["db"]
+
+
+async def test_an_http_service_is_ready_when_its_health_path_answers_200(tmp_path: Path) -> None:
+    """An `http_health` service is waited on over HTTP, and its callers start after it."""
+    registry = _registry(tmp_path, {"web": ("http_ok", []), "cli": ("healthy", ["web"])})
+    lines: list[str] = []
+    async with start_stack(registry=registry, env=_env(tmp_path), echo=lines.append) as stack:
+        assert stack.processes["web"].url.startswith("http://127.0.0.1:")
+    web_ready = next(i for i, line in enumerate(lines) if "web is SERVING on http://" in line)
+    cli_first = next(i for i, line in enumerate(lines) if line.startswith("cli "))
+    assert web_ready < cli_first
+
+
+async def test_an_http_service_answering_503_never_becomes_ready(tmp_path: Path) -> None:
+    """A health path that does not say 200 fails the start after the timeout, with the log."""
+    registry = _registry(tmp_path, {"web": ("http_unhealthy", [])})
+    stack = Stack(registry=registry, env=_env(tmp_path), startup_timeout_s=1.0)
+    try:
+        with pytest.raises(StackError, match=r"did not report SERVING in time(.|\n)*listening"):
+            await stack.start()
+    finally:
+        await stack.stop()
 
 
 async def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
