@@ -21,8 +21,10 @@ from ._health import Health
 from ._idempotency import IdempotencyStore
 from ._interceptors import ServerMiddleware
 from ._logging import configure_logging, register_secret
+from ._metrics import serve_metrics
 from ._policy import build_policies
 from ._storage import Database
+from ._tracing import configure_tracing, shutdown_tracing
 
 __all__ = ["MigratingDatabase", "ServiceApp"]
 
@@ -71,6 +73,7 @@ class ServiceApp:
         self._server: Any = None
         self._health: Health | None = None
         self.port: int | None = None
+        self.metrics_port: int | None = None
         self._jobs = BackgroundJobs()
 
     def add_background_job(
@@ -99,6 +102,7 @@ class ServiceApp:
         """
         settings = self.settings
         configure_logging(settings.log_level, settings.log_format)
+        configure_tracing(settings.service)
         register_secret(settings.internal_token.reveal())
         register_secret(settings.database_url.reveal())
         descriptors = [descriptor for _, _, descriptor in self._services]
@@ -133,6 +137,8 @@ class ServiceApp:
             _log.error("startup_failed", exc_info=True)
             await self.stop()
             raise
+        if settings.metrics_port >= 0:
+            self.metrics_port = serve_metrics(settings.host, settings.metrics_port)
         await health.set_serving(True)
         self._jobs.start()
         _log.info("service_started", service=settings.service, port=port)
@@ -148,6 +154,7 @@ class ServiceApp:
         await health.shut_down()
         await server.stop(self.settings.grace_period_s)
         await close_channels()
+        shutdown_tracing()
         if self._database is not None:
             await self._database.dispose()
         _log.info("service_stopped", service=self.settings.service)

@@ -23,6 +23,7 @@ from ._identity import (
     USER_ID_KEY,
     current_caller,
 )
+from ._tracing import inject_context
 
 __all__ = ["close_channels", "connect", "outgoing_timeout"]
 
@@ -88,6 +89,12 @@ class _ContextPropagation:
         for key, value in extra.items():
             # An explicit value from the caller of connect() wins (the edge sets the user).
             if value and key not in metadata:
+                metadata.add(key, value)
+        # The W3C trace context, so the callee's span continues this trace.
+        carrier: dict[str, str] = {}
+        inject_context(carrier)
+        for key, value in carrier.items():
+            if key not in metadata:
                 metadata.add(key, value)
         return grpc.aio.ClientCallDetails(
             details.method, timeout, metadata, details.credentials, details.wait_for_ready

@@ -60,6 +60,9 @@ class ServiceSettings:
     log_level: str = "info"
     max_concurrent_rpcs: int = 100
     default_deadline_ms: int = 5000
+    # Prometheus metrics over HTTP on this port (0: any free port; -1: off). Read from the
+    # environment it defaults to the service's port + 1000 (account: 51061).
+    metrics_port: int = -1
 
     def __post_init__(self) -> None:
         prefix = f"PAYNOW_{self.service.upper()}_"
@@ -134,6 +137,10 @@ def load_settings(cls: type[S], service: str, environ: Mapping[str, str] | None 
             else f"PAYNOW_{service.upper()}_{field.name.upper()}"
         )
         raw = env.get(variable)
+        if raw is None and field.name == "metrics_port":
+            port = values.get("port")
+            port = _registry_port(service, variable) if port is None else int(port)
+            raw = str(port + 1000 if port else 0)  # port 0 (tests): any free port
         if raw is None:
             if (
                 field.default is not dataclasses.MISSING

@@ -1,6 +1,7 @@
 """The server middleware chain, one grpc.aio interceptor wrapping each method once.
 
-request id → access log → errors → concurrency bound → access → validation →
+request id → trace span and metrics → access log → errors → concurrency bound → access →
+validation →
 idempotency (only methods whose request has `idempotency_key`) → handler.
 Each step is `async step(call, next_)`; the chain is composed per method on its first call
 and cached, so a call costs one RpcCall allocation plus the steps themselves.
@@ -9,13 +10,12 @@ and cached, so a call costs one RpcCall allocation plus the steps themselves.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import inspect
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
@@ -34,8 +34,10 @@ from ._errors import (
     to_status,
 )
 from ._idempotency import IdempotencyStore
-from ._identity import ANONYMOUS, REQUEST_ID_KEY, Caller, authorize, resolve_caller
+from ._identity import REQUEST_ID_KEY, authorize, resolve_caller
+from ._observability import Observability
 from ._policy import MethodPolicy, field_path
+from ._rpc import Handler, RpcCall, Step
 
 __all__ = ["ServerMiddleware"]
 
@@ -45,22 +47,6 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _SERVER_FAULTS = frozenset(
     {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
 )
-
-
-@dataclasses.dataclass(slots=True)
-class RpcCall:
-    policy: MethodPolicy
-    request: Any
-    context: Any  # grpc.aio.ServicerContext
-    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
-    request_id: str = ""
-    caller: Caller = ANONYMOUS
-    code: grpc.StatusCode = grpc.StatusCode.OK
-    reason: str | None = None
-
-
-Handler = Callable[[RpcCall], Awaitable[Any]]
-Step = Callable[[RpcCall, Handler], Awaitable[Any]]
 
 
 class ServerMiddleware(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -89,6 +75,7 @@ class ServerMiddleware(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._idempotency = idempotency
         self._steps: list[Step] = [
             self._request_id,
+            Observability(),
             self._access_log,
             self._errors,
             self._concurrency,

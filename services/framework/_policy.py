@@ -30,6 +30,8 @@ class MethodPolicy:
     # For a unary method whose request has `idempotency_key`: the response class, so a
     # stored response can be replayed (see _idempotency.py).
     replay_as: type[Message] | None = None
+    # Server streaming: its metrics carry grpc_type="server_stream".
+    streaming: bool = False
 
     def counts(self, path: str, masked: Iterable[str]) -> bool:
         """Whether a violation at `path` counts, given the request's update_mask paths."""
@@ -84,6 +86,7 @@ def build_policies(
                 allow=allow or frozenset({default_access}),
                 resource_field=_resource_field(method),
                 replay_as=_replay_as(method),
+                streaming=method.server_streaming,
             )
     return policies
 

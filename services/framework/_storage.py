@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 from ._errors import StorageUnavailable
 from ._migrations import migration_lock, upgrade_head
+from ._tracing import span
 
 __all__ = ["Database", "StorageUnavailable"]
 
@@ -222,8 +223,12 @@ class Database:
         """
         for attempt in range(1, self.max_attempts + 1):
             try:
-                async with self._attempt(readonly) as session:
-                    return await fn(session)
+                with span(
+                    "db.transaction",
+                    **{"db.system": self.dialect, "db.readonly": readonly, "attempt": attempt},
+                ):
+                    async with self._attempt(readonly) as session:
+                        return await fn(session)
             except Exception as error:
                 if is_unavailable(error):
                     raise _unavailable(self.service, error) from error

@@ -1,0 +1,96 @@
+"""OpenTelemetry traces: a span per RPC and per database transaction, one trace per request.
+
+The W3C `traceparent` travels in gRPC metadata between services (the edge takes it from
+the HTTP request), so one request through edge → merchant → account is one trace. Spans
+always get real ids, so every log line carries a `trace_id` even when nothing is exported;
+export is off unless the standard OpenTelemetry variables turn it on:
+`OTEL_TRACES_EXPORTER=otlp` or `OTEL_EXPORTER_OTLP_ENDPOINT` / `..._TRACES_ENDPOINT`
+(gRPC OTLP; `OTEL_EXPORTER_OTLP_INSECURE=true` for a plain-text collector).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+__all__ = [
+    "configure_tracing",
+    "current_trace_id",
+    "extract_context",
+    "inject_context",
+    "shutdown_tracing",
+    "span",
+    "tracer",
+]
+
+_provider: TracerProvider | None = None
+
+
+def _export_enabled(environ: Mapping[str, str]) -> bool:
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").lower()
+    if exporter == "none":
+        return False
+    return exporter == "otlp" or any(
+        environ.get(name)
+        for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def configure_tracing(service: str, environ: Mapping[str, str] | None = None) -> None:
+    """Install the tracer provider once per process, exporting only when OTEL_* asks to."""
+    global _provider  # noqa: PLW0603 - one provider per process, as OpenTelemetry requires
+    if _provider is not None:
+        return
+    env = os.environ if environ is None else environ
+    name = env.get("OTEL_SERVICE_NAME") or f"paynow-{service}"
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    if _export_enabled(env):
+        # Imported only when exporting: it pulls in the OTLP client.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter,
+        )
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _provider = provider
+
+
+def shutdown_tracing() -> None:
+    """Flush spans still buffered; called on graceful shutdown."""
+    if _provider is not None:
+        _provider.force_flush(timeout_millis=5000)
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer("paynow")
+
+
+def extract_context(carrier: Mapping[str, Any]) -> otel_context.Context:
+    """The trace context an incoming call carries (`traceparent`, `tracestate`)."""
+    return propagate.extract(carrier)
+
+
+def inject_context(carrier: MutableMapping[str, str]) -> None:
+    """Add the current trace context to outgoing metadata."""
+    propagate.inject(carrier)
+
+
+def current_trace_id() -> str | None:
+    """The current span's trace id as 32 hex digits, or None outside a span."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """A child span of the current one (a database transaction, a downstream step)."""
+    with tracer().start_as_current_span(name, attributes=attributes) as current:
+        yield current
