@@ -27,7 +27,7 @@ def _jwks() -> dict[str, Any]:
 
 def _token() -> str:
     now = int(time.time())
-    claims = {"iss": "i", "aud": "a", "sub": "acc_1", "jti": uuid.uuid4().hex}
+    claims: dict[str, Any] = {"iss": "i", "aud": "a", "sub": "acc_1", "jti": uuid.uuid4().hex}
     claims |= {"iat": now, "nbf": now, "exp": now + 300}
     return jwt.encode(claims, _KEY, algorithm="EdDSA", headers={"kid": "k1"})
 

@@ -40,7 +40,7 @@ class Clock:
 
 def _token(clock: Clock, ttl_s: int = 300) -> bytes:
     now = int(clock.now)
-    claims = {"iss": "i", "aud": "a", "sub": "acc_1", "jti": uuid.uuid4().hex}
+    claims: dict[str, Any] = {"iss": "i", "aud": "a", "sub": "acc_1", "jti": uuid.uuid4().hex}
     claims |= {"iat": now, "nbf": now, "exp": now + ttl_s}
     return jwt.encode(claims, _KEY, algorithm="EdDSA", headers={"kid": "k1"}).encode()
 
