@@ -1,0 +1,70 @@
+"""The real providers, in process: account, merchant and auth as `make run` wires them.
+
+Each has its own SQLite database under `directory`; all share one internal token; merchant
+and auth call account at its address.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from services.account.app import build as build_account
+from services.account.config import AccountSettings
+from services.auth.app import build as build_auth
+from services.auth.config import AuthSettings
+from services.framework import Secret
+from services.framework.testing import serve_in_process
+from services.merchant.app import build as build_merchant
+from services.merchant.config import MerchantSettings
+
+from ._replay import Providers
+
+__all__ = ["provider_stack"]
+
+
+def _common(service: str, directory: Path, token: Secret) -> dict[str, object]:
+    return {
+        "service": service,
+        "port": 0,
+        "database_url": Secret(f"sqlite+aiosqlite:///{directory}/{service}/{service}.db"),
+        "internal_token": token,
+        "grace_period_s": 1.0,
+        "log_format": "json",
+    }
+
+
+@asynccontextmanager
+async def provider_stack(directory: Path) -> AsyncIterator[Providers]:
+    """Start account, then merchant and auth pointing at it; yield where they listen."""
+    token = Secret(secrets.token_urlsafe(32))
+    account_settings = AccountSettings(**_common("account", directory, token))  # type: ignore[arg-type]
+    async with serve_in_process(build_account(account_settings)) as account:
+        merchant_settings = MerchantSettings(
+            **_common("merchant", directory, token),  # type: ignore[arg-type]
+            account_addr=account.address,
+            api_key_pepper=Secret(secrets.token_urlsafe(24)),
+            # WatchPayment re-reads the payment this often: small, so streams end quickly.
+            watch_interval_ms=20,
+        )
+        auth_settings = AuthSettings(
+            **_common("auth", directory, token),  # type: ignore[arg-type]
+            account_addr=account.address,
+            signing_key_dir=str(directory / "auth" / "signing-keys"),
+            # Examples sign in with wrong passwords on purpose; never throttle the suite.
+            login_address_free_failures=10_000,
+        )
+        async with (
+            serve_in_process(build_merchant(merchant_settings)) as merchant,
+            serve_in_process(build_auth(auth_settings)) as auth,
+        ):
+            providers = Providers(
+                {"account": account.address, "merchant": merchant.address, "auth": auth.address},
+                token.reveal(),
+            )
+            try:
+                yield providers
+            finally:
+                await providers.close()
