@@ -13,7 +13,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),build/uv/bin/uv)
 PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null | sort)
 PYTEST_ARGS ?=
 
-.PHONY: help setup gen gen-check lint fmt test run breaking contract-baseline bench openapi
+.PHONY: help setup gen gen-check lint fmt test run breaking contract-baseline bench openapi deploy-check
 
 # Show every target with its one-line description.
 help:
@@ -71,9 +71,14 @@ openapi: $(VENV)/.synced
 test: $(VENV)/.synced
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Run the benchmarks and print their tables (figures go in README and docs/benchmarks.md).
+# Fail if deploy/ no longer matches services/registry.toml (the manifests' generator).
+deploy-check: $(VENV)/.synced
+	$(PY) scripts/deploy_manifests.py --check
+
+# Run the benchmarks (protovalidate; the edge under wrk) and write their tables to docs/benchmarks.md.
 bench: $(VENV)/.synced
-	$(PY) scripts/bench_validation.py
+	$(PY) scripts/bench_validation.py --write docs/benchmarks.md
+	$(PY) scripts/bench_edge.py --write docs/benchmarks.md
 
 # Start every service (SQLite, no other server needed); Ctrl-C stops them all.
 run: $(VENV)/.synced
