@@ -43,7 +43,17 @@ EXAMPLES_DIR = ROOT / "tests" / "contracts" / "examples"
 CONSUMERS_DIR = ROOT / "tests" / "contracts" / "consumers"
 
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
-_STEP_KEYS = {"rpc", "as", "request", "response", "error", "stream", "maxMessages", "capture"}
+_STEP_KEYS = {
+    "rpc",
+    "as",
+    "request",
+    "response",
+    "error",
+    "stream",
+    "maxMessages",
+    "capture",
+    "hold",
+}
 
 
 class FormatError(ValueError):
@@ -105,6 +115,8 @@ class Step:
     stream: list[Any] | None = None
     max_messages: int | None = None
     capture: Mapping[str, str] = field(default_factory=dict)
+    # A set-up step that is not sent: its idempotency key is held as if the call still ran.
+    hold: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,7 @@ def _step(raw: Any, where: str, *, default_rpc: str | None, schema: Schema) -> S
         stream=raw.get("stream"),
         max_messages=raw.get("maxMessages"),
         capture=raw.get("capture", {}),
+        hold=bool(raw.get("hold", False)),
     )
 
 

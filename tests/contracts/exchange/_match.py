@@ -164,7 +164,7 @@ class _Checker:
             if kind not in _MATCHERS:
                 raise ValueError(f"unknown matcher {kind!r} at {path}")
             if field is not None and not _kind_fits(kind, field):
-                self.retyped(path, f"a {kind}", field)
+                self.retyped(path, f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}", field)
                 return
             self.matcher(kind, want, got, path)
             return

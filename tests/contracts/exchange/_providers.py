@@ -63,6 +63,11 @@ async def provider_stack(directory: Path) -> AsyncIterator[Providers]:
             providers = Providers(
                 {"account": account.address, "merchant": merchant.address, "auth": auth.address},
                 token.reveal(),
+                {
+                    "account": account_settings.database_url.reveal(),
+                    "merchant": merchant_settings.database_url.reveal(),
+                    "auth": auth_settings.database_url.reveal(),
+                },
             )
             try:
                 yield providers

@@ -6,7 +6,10 @@ streams all come from the descriptor pool, so a new RPC needs only a new JSON fi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +23,8 @@ from services.framework import (
     INTERNAL_TOKEN_KEY,
     MERCHANT_ID_KEY,
     USER_ID_KEY,
+    Database,
+    IdempotencyStore,
 )
 
 from ._format import Exchange, FormatError, Schema, Step, Variables, provider_of, render, short_name
@@ -40,6 +45,8 @@ class Providers:
 
     addresses: Mapping[str, str]
     internal_token: str
+    # Each provider's database URL, for set-up steps that `hold` an idempotency key.
+    databases: Mapping[str, str] = field(default_factory=dict)
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     def channel(self, rpc: str) -> grpc.aio.Channel:
@@ -191,14 +198,60 @@ async def run_step(
         variables[name] = value
 
 
+async def _hold(
+    step: Step, providers: Providers, schema: Schema, variables: Variables, stack: AsyncExitStack
+) -> None:
+    """Claim the step's idempotency key in the provider's own store, as a call still running
+    would, until the exchange ends: the state behind ABORTED REQUEST_IN_PROGRESS."""
+    method = schema.method(step.rpc)
+    request = json_format.ParseDict(
+        render(step.request, variables), schema.message_class(method.input_type)()
+    )
+    who = render(dict(step.caller), variables)
+    # The scope the framework's idempotency middleware gives a call (method and caller).
+    scope = (
+        f"{method.containing_service.full_name}/{method.name}"
+        f"|{who.get('service', '')}|{who.get('user', '')}|{who.get('merchant', '')}"
+    )
+    database = Database(providers.databases[provider_of(step.rpc)], service="contract-state")
+    stack.push_async_callback(database.dispose)
+    claimed, finished = asyncio.Event(), asyncio.Event()
+
+    async def still_running() -> Any:
+        claimed.set()
+        await finished.wait()
+        raise asyncio.CancelledError  # releases the key, as a failed call would
+
+    store = IdempotencyStore(database)
+    holder = asyncio.create_task(
+        store.run(scope, request.idempotency_key, request, type(request), still_running)
+    )
+
+    async def release() -> None:
+        finished.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
+
+    stack.push_async_callback(release)
+    claim = asyncio.create_task(claimed.wait())
+    await asyncio.wait({claim, holder}, return_when=asyncio.FIRST_COMPLETED)
+    claim.cancel()
+    if holder.done():
+        holder.result()
+
+
 async def replay(
     exchange: Exchange, providers: Providers, schema: Schema | None = None, *, label: str
 ) -> Variables:
     """Run the set-up steps, then the exchange's call; every answer must match."""
     schema = schema or Schema.load()
     variables = Variables()
-    for i, step in enumerate(exchange.given, start=1):
-        where = f"{label}, set-up step {i} ({short_name(step.rpc)})"
-        await run_step(step, providers, schema, variables, where)
-    await run_step(exchange.call, providers, schema, variables, label)
+    async with AsyncExitStack() as stack:
+        for i, step in enumerate(exchange.given, start=1):
+            if step.hold:
+                await _hold(step, providers, schema, variables, stack)
+                continue
+            where = f"{label}, set-up step {i} ({short_name(step.rpc)})"
+            await run_step(step, providers, schema, variables, where)
+        await run_step(exchange.call, providers, schema, variables, label)
     return variables
