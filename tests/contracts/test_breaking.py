@@ -152,3 +152,17 @@ def test_adding_an_optional_field_and_an_rpc_is_compatible(repo: Path) -> None:
     )
     result = breaking(repo)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_removing_a_response_field_breaks_the_rest_surface(repo: Path) -> None:
+    """The REST check names the route whose response lost a field JSON clients read."""
+    edit(repo, ACCOUNT, "  string etag = 11;\n", "")
+    assert_breaks(repo, "rest", "GET /v1/accounts/{id}", "etag")
+
+
+def test_moving_a_route_breaks_the_rest_surface(repo: Path) -> None:
+    """A moved route is gone for REST clients too."""
+    edit(
+        repo, PAYMENT_SERVICE, 'post: "/v1/payments/{id}:approve"', 'post: "/v1/payments/{id}:pay"'
+    )
+    assert_breaks(repo, "rest", "POST /v1/payments/{id}:approve", "gone")
