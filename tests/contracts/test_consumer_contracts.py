@@ -21,6 +21,7 @@ from .exchange import (
     load_contract,
     provider_stack,
     replay,
+    serve_stub,
     short_name,
 )
 
@@ -195,3 +196,33 @@ async def test_an_unchanged_provider_behind_the_proxy_passes(providers: Provider
     contract, interaction = _merchant_transfer()
     async with altered_provider(providers.addresses["account"], TRANSFER, lambda b: b) as proxy:
         await verify(contract, interaction, _with_account_at(providers, proxy))
+
+
+# --- the stub provider holds the consumer to the same file --------------------------------
+
+
+async def test_the_stub_reports_a_request_the_contract_does_not_cover() -> None:
+    """A consumer sending what the provider never verified fails its own test, by field."""
+    from paynow.account.v1 import account_service_pb2, account_service_pb2_grpc
+
+    contract, _ = _merchant_transfer()
+    request = account_service_pb2.TransferRequest(
+        from_account_id="acc_" + "1" * 26,
+        to_account_id="acc_" + "2" * 26,
+        amount_minor=999,
+        currency_code="EUR",
+        memo="payment pay_1",
+        idempotency_key="pay_1",
+    )
+
+    async def send_uncovered_request() -> None:
+        async with (
+            serve_stub(contract, "a payment's transfer") as stub,
+            grpc.aio.insecure_channel(stub.address) as channel,
+        ):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await account_service_pb2_grpc.AccountServiceStub(channel).Transfer(request)
+
+    with pytest.raises(AssertionError) as uncovered:
+        await send_uncovered_request()
+    assert "request field amountMinor: expected '1250', got '999'" in str(uncovered.value)
