@@ -13,7 +13,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),build/uv/bin/uv)
 PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null | sort)
 PYTEST_ARGS ?=
 
-.PHONY: help setup gen gen-check lint fmt test run breaking contract-baseline bench openapi deploy-check
+.PHONY: help setup gen gen-check lint fmt test run breaking contract-baseline contract-test bench openapi deploy-check
 
 # Show every target with its one-line description.
 help:
@@ -66,6 +66,10 @@ contract-baseline: $(VENV)/.synced
 # Write the edge's OpenAPI document for PayNow's protos to docs/openapi.json.
 openapi: $(VENV)/.synced
 	$(PY) scripts/openapi.py
+
+# Run the contract checks: examples and consumer contracts on real services, consumers on stubs.
+contract-test: $(VENV)/.synced
+	$(PY) -m pytest tests/contracts $(wildcard tests/unit/*/test_*_against_contract.py) $(PYTEST_ARGS)
 
 # Run the whole test suite (PYTEST_ARGS passes options to pytest).
 test: $(VENV)/.synced
