@@ -26,6 +26,8 @@ from google.protobuf import descriptor
 
 from services.framework import ID_ALPHABET, ID_LENGTH, new_id
 
+from ._format import FormatError
+
 __all__ = ["check", "example_value", "request_problems"]
 
 _F = descriptor.FieldDescriptor
@@ -224,6 +226,8 @@ def _matcher_example(matcher: dict[str, Any]) -> Any:
     kind = matcher["$match"]
     if "example" in matcher:
         return matcher["example"]
+    if "pattern" in matcher:
+        raise FormatError(f"a matcher with a pattern needs an `example` for stubs: {matcher}")
     if kind == "eachLike":
         return [example_value(matcher["like"]) for _ in range(max(matcher.get("min", 1), 1))]
     if kind == "id":
