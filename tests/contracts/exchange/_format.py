@@ -213,7 +213,7 @@ def _exchange(raw: Any, where: str, *, rpc: str | None, source: str, schema: Sch
 def load_example(path: Path, schema: Schema | None = None) -> Example:
     schema = schema or Schema.load()
     raw = json.loads(path.read_text(encoding="utf-8"))
-    where = str(path.relative_to(EXAMPLES_DIR))
+    where = str(path.resolve().relative_to(EXAMPLES_DIR))
     rpc = raw.get("rpc")
     if not rpc:
         raise FormatError(f"{where}: `rpc` is required")
