@@ -187,6 +187,15 @@ def openapi_document(image: Path) -> dict[str, Any]:
     return build_openapi(methods)
 
 
+def _shape(schema: Any) -> Any:
+    """A schema without its prose: descriptions and titles change no client's parsing."""
+    if isinstance(schema, dict):
+        return {k: _shape(v) for k, v in schema.items() if k not in {"description", "title"}}
+    if isinstance(schema, list):
+        return [_shape(item) for item in schema]
+    return schema
+
+
 def _surface(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per `VERB path`: its parameters (name → required) and response field names."""
     schemas = document.get("components", {}).get("schemas", {})
@@ -202,7 +211,7 @@ def _surface(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 ref = media.get("schema", {}).get("$ref", "")
                 schema = schemas.get(ref.rsplit("/", 1)[-1], {})
                 fields |= {
-                    name: json.dumps(prop, sort_keys=True)
+                    name: json.dumps(_shape(prop), sort_keys=True)
                     for name, prop in schema.get("properties", {}).items()
                 }
             surface[f"{verb.upper()} {path}"] = {"params": params, "fields": fields}

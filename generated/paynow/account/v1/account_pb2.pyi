@@ -209,7 +209,9 @@ class Transaction(_message.Message):
     counterparty_account_id: _builtins.str
     """The other side of a transfer; empty for a deposit."""
     transfer_id: _builtins.str
-    """The transfer that wrote this entry (`trf_…`); empty for a deposit."""
+    """The transfer that wrote this entry (`trf_…`); a deposit is a transfer from outside
+    PayNow, whose side of it is not shown.
+    """
     memo: _builtins.str
     """Free text recorded with the movement (for example `payment pay_…`), at most 200 characters."""
     @_builtins.property

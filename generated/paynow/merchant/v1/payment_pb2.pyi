@@ -96,8 +96,8 @@ class Payment(_message.Message):
     amount_refunded_minor: _builtins.int
     """The total refunded so far, in minor units; never more than `amount_minor`."""
     failure_reason: _builtins.str
-    """Why the payment was declined (the ErrorReason, for example `INSUFFICIENT_FUNDS`); empty
-    otherwise.
+    """Why the payment was declined: the account service's reason when the wallet could not
+    pay (for example `INSUFFICIENT_FUNDS`), or `DECLINED_BY_PAYER`; empty otherwise.
     """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
