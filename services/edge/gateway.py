@@ -13,6 +13,7 @@ import grpc
 import structlog
 from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
+from opentelemetry.trace import Span, SpanKind
 
 from services.framework import (
     CALLER_SERVICE_KEY,
@@ -21,6 +22,7 @@ from services.framework import (
     REQUEST_ID_KEY,
     USER_ID_KEY,
 )
+from services.framework._tracing import extract_context, inject_context, tracer
 
 from .auth import AccessGate
 from .cors import Cors
@@ -38,6 +40,7 @@ from .query import FieldPathError, FieldValueError
 from .routes import Route
 from .routing import Router
 from .server import HttpConnection, Request
+from .telemetry import EdgeMetrics, trace_carrier
 
 __all__ = ["Gateway"]
 
@@ -74,6 +77,7 @@ class Gateway:
         self._deadline_s = deadline_s
         # /openapi.json and /docs: built once here, from exactly the methods routed.
         self._docs = DocsSite.from_methods(dict.fromkeys(r.spec for r in router.routes()))
+        self._metrics = EdgeMetrics.of()
         # Sent on every call so backends know the edge made it; identity is added per request.
         self._base: MetadataPairs = (
             [(INTERNAL_TOKEN_KEY, internal_token), (CALLER_SERVICE_KEY, "edge")]
@@ -83,6 +87,18 @@ class Gateway:
 
     async def handle(self, request: Request, conn: HttpConnection) -> None:
         """Serve one request and log it; never raises (except cancellation)."""
+        carrier = trace_carrier(request.headers)
+        context = extract_context(carrier) if carrier else None
+        self._metrics.in_flight.inc()
+        with tracer().start_as_current_span(
+            f"HTTP {request.method}", context=context, kind=SpanKind.SERVER
+        ) as span:
+            try:
+                await self._handle(request, conn, span)
+            finally:
+                self._metrics.in_flight.dec()
+
+    async def _handle(self, request: Request, conn: HttpConnection, span: Span) -> None:
         started = time.perf_counter()
         rid = request_id(request.headers.get(b"x-request-id"))
         headers = [b"x-request-id: %s\r\n" % rid.encode()]
@@ -110,13 +126,20 @@ class Gateway:
             status = 500
             error = EdgeError(500, _C.INTERNAL, "INTERNAL", f"internal error (request {rid})")
             conn.respond(status, headers, error.body(), _JSON)
+        elapsed = time.perf_counter() - started
+        self._metrics.observe(request.method, label, status, elapsed)
+        span.update_name(f"{request.method} {label}")
+        span.set_attribute("http.route", label)
+        span.set_attribute("http.response.status_code", status)
+        span.set_attribute("paynow.request_id", rid)
         _log.info(
             "http_request",
             method=request.method,
             route=label,
             status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            duration_ms=round(elapsed * 1000, 3),
             request_id=rid,
+            trace_id=format(span.get_span_context().trace_id, "032x"),
         )
 
     async def _unrouted(
@@ -186,6 +209,9 @@ class Gateway:
                 metadata.append((MERCHANT_ID_KEY, identity.merchant_id))
         if request.grpc_metadata:
             metadata += forwarded_metadata(request.grpc_metadata)
+        trace_context: dict[str, str] = {}
+        inject_context(trace_context)
+        metadata += trace_context.items()
         return metadata
 
     async def _call(
