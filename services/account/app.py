@@ -32,7 +32,11 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 def build(settings: AccountSettings) -> ServiceApp:
     """Wire the account service from its settings (nothing is started or opened yet)."""
-    database = Database(settings.database_url.reveal(), service=settings.service)
+    # Rows that move money are locked explicitly, in a fixed order, and idempotency rests on
+    # unique indexes: READ COMMITTED makes contenders wait instead of abort (framework docs).
+    database = Database(
+        settings.database_url.reveal(), service=settings.service, isolation="READ COMMITTED"
+    )
     uow = SqlUnitOfWorkRunner(database, SqlAccountUnitOfWork)
     clock = _utc_now
     accounts = Accounts(uow, currencies=settings.currency_codes, clock=clock)

@@ -42,7 +42,11 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 def build(settings: MerchantSettings) -> ServiceApp:
     """Wire the merchant service from its settings (nothing is started or opened yet)."""
-    database = Database(settings.database_url.reveal(), service=settings.service)
+    # Rows that move money are locked explicitly, in a fixed order, and idempotency rests on
+    # unique indexes: READ COMMITTED makes contenders wait instead of abort (framework docs).
+    database = Database(
+        settings.database_url.reveal(), service=settings.service, isolation="READ COMMITTED"
+    )
     uow = SqlUnitOfWorkRunner(database, SqlMerchantUnitOfWork)
     accounts = GrpcAccountGateway(settings.account_addr, settings)
     clock = _utc_now
