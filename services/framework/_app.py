@@ -118,7 +118,15 @@ class ServiceApp:
             max_concurrent_rpcs=settings.max_concurrent_rpcs,
             idempotency=store,
         )
-        server = grpc.aio.server(interceptors=[middleware])
+        server = grpc.aio.server(
+            interceptors=[middleware],
+            options=[
+                # Close each connection after a few minutes (gracefully), so clients
+                # re-resolve DNS and spread over pods added by a scale-up.
+                ("grpc.max_connection_age_ms", 300_000),
+                ("grpc.max_connection_age_grace_ms", int(settings.grace_period_s * 1000)),
+            ],
+        )
         for servicer, add_to_server, _ in self._services:
             add_to_server(servicer, server)
         health = Health(d.full_name for d in descriptors)

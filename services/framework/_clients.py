@@ -33,6 +33,9 @@ T = TypeVar("T")
 # request never reached a handler, so retrying cannot apply a change twice.
 _SERVICE_CONFIG = json.dumps(
     {
+        # Spread calls over every address the name resolves to: with `dns:///` targets and a
+        # headless Kubernetes Service that is every pod (pick_first would pin one pod).
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [{}],
@@ -44,7 +47,7 @@ _SERVICE_CONFIG = json.dumps(
                     "retryableStatusCodes": ["UNAVAILABLE"],
                 },
             }
-        ]
+        ],
     }
 )
 

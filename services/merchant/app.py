@@ -52,7 +52,13 @@ def build(settings: MerchantSettings) -> ServiceApp:
     clock = _utc_now
     pepper = settings.api_key_pepper or local_secret("merchant-api-key-pepper")
     merchants = Merchants(uow, accounts, clock=clock)
-    api_keys = ApiKeys(uow, pepper=pepper.reveal().encode(), clock=clock)
+    previous = settings.api_key_pepper_previous
+    api_keys = ApiKeys(
+        uow,
+        pepper=pepper.reveal().encode(),
+        previous_pepper=previous.reveal().encode() if previous else None,
+        clock=clock,
+    )
     payments = Payments(
         uow,
         accounts,

@@ -18,6 +18,9 @@ class MerchantSettings(ServiceSettings):
     # PAYNOW_MERCHANT_API_KEY_PEPPER: the HMAC key API keys are hashed under (at least 16
     # characters). Unset: a development pepper kept in <PAYNOW_DATA_DIR>/secrets/ is used.
     api_key_pepper: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    # PAYNOW_MERCHANT_API_KEY_PEPPER_PREVIOUS: during a rotation, the pepper being replaced;
+    # keys hashed under it keep verifying until they are reissued (docs/operations.md).
+    api_key_pepper_previous: Secret = dataclasses.field(default_factory=lambda: Secret(""))
     # How long a payment waits for approval before it expires.
     payment_ttl_s: int = 900
     # How often WatchPayment re-reads the payment.

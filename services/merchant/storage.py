@@ -229,6 +229,11 @@ class SqlApiKeyRepository:
             insert(api_keys).values(**{**key.__dict__, "state": key.state.value})
         )
 
+    async def save_hash(self, key: ApiKey) -> None:
+        await self._session.execute(
+            update(api_keys).where(api_keys.c.id == key.id).values(key_hash=key.key_hash)
+        )
+
     async def save(self, key: ApiKey) -> None:
         await self._session.execute(
             update(api_keys)

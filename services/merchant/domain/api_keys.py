@@ -52,15 +52,25 @@ class ApiKeyPage:
 
 
 class ApiKeys:
-    def __init__(self, uow: UnitOfWork, *, pepper: bytes, clock: Callable[[], datetime]) -> None:
-        if len(pepper) < 16:
-            raise ValueError("the API-key pepper must be at least 16 bytes")
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        *,
+        pepper: bytes,
+        clock: Callable[[], datetime],
+        previous_pepper: bytes | None = None,
+    ) -> None:
+        if len(pepper) < 16 or (previous_pepper is not None and len(previous_pepper) < 16):
+            raise ValueError("an API-key pepper must be at least 16 bytes")
         self._uow = uow
         self._pepper = pepper
+        # During a pepper rotation keys hashed under the old one still verify (docs/operations).
+        self._peppers = (pepper,) if previous_pepper is None else (pepper, previous_pepper)
         self._clock = clock
 
-    def _hash(self, secret: str) -> str:
-        return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
+    def _hash(self, secret: str, pepper: bytes | None = None) -> str:
+        key = self._pepper if pepper is None else pepper
+        return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
 
     async def create(self, owner_id: str, merchant_id: str, display_name: str) -> IssuedKey:
         """Issue a key for one of the caller's merchants; the secret is returned only here."""
@@ -116,22 +126,33 @@ class ApiKeys:
         """The merchant a secret acts for; raises ApiKeyInvalid for any key that fails."""
         if len(secret) != _SECRET_LENGTH or not secret.startswith(_SECRET_PREFIX):
             raise ApiKeyInvalid()
-        digest = self._hash(secret)
+        current, *previous = [self._hash(secret, pepper) for pepper in self._peppers]
 
-        async def work(uow: MerchantUnitOfWork) -> VerifiedKey | None:
+        async def work(uow: MerchantUnitOfWork) -> tuple[VerifiedKey, ApiKey | None] | None:
             for key in await uow.api_keys.find_by_prefix(secret[:_PUBLIC_CHARS]):
                 # Constant-time, though the digest of a random secret leaks little anyway.
-                if not hmac.compare_digest(key.key_hash, digest):
+                fresh = hmac.compare_digest(key.key_hash, current)
+                if not fresh and not any(hmac.compare_digest(key.key_hash, d) for d in previous):
                     continue
                 merchant = await uow.merchants.get(key.merchant_id)
                 if key.state is not ApiKeyState.ACTIVE or merchant is None:
                     return None
                 if merchant.state is not MerchantState.ACTIVE:
                     return None
-                return VerifiedKey(key.merchant_id, key.id, key.key_prefix)
+                stale = None if fresh else replace(key, key_hash=current)
+                return VerifiedKey(key.merchant_id, key.id, key.key_prefix), stale
             return None
 
-        verified = await self._uow(work, readonly=True)
-        if verified is None:
+        found = await self._uow(work, readonly=True)
+        if found is None:
             raise ApiKeyInvalid()
+        verified, stale = found
+        if stale is not None:
+            # Verified under the previous pepper: re-hash under the current one, so active
+            # keys move over by themselves and the previous pepper can be dropped later.
+            async def rehash(uow: MerchantUnitOfWork) -> None:
+                await uow.api_keys.save_hash(stale)
+
+            await self._uow(rehash)
+            log.info("api_key_rehashed", key_prefix=stale.key_prefix)
         return verified

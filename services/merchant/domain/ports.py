@@ -87,6 +87,9 @@ class ApiKeyRepository(Protocol):
 
     async def add(self, key: ApiKey) -> None: ...
     async def save(self, key: ApiKey) -> None: ...
+    async def save_hash(self, key: ApiKey) -> None:
+        """Store the key's new hash (a pepper rotation), nothing else."""
+        ...
 
 
 class PaymentRepository(Protocol):

@@ -79,6 +79,9 @@ class _Keys:
     async def save(self, key: ApiKey) -> None:
         self.t.keys[key.id] = key
 
+    async def save_hash(self, key: ApiKey) -> None:
+        self.t.keys[key.id] = key
+
 
 class _Payments:
     def __init__(self, t: _Tables) -> None:

@@ -195,3 +195,28 @@ async def test_a_key_verifies_until_revoked(world: World) -> None:
     await world.keys.revoke(owner, issued.key.id)
     with pytest.raises(ApiKeyInvalid):
         await world.keys.verify(issued.secret)
+
+
+async def test_keys_keep_verifying_during_a_pepper_rotation(world: World) -> None:
+    """A key issued under the old pepper verifies when that pepper is named as previous."""
+    from services.merchant.domain import ApiKeys
+
+    owner = "acc_" + "o" * 26
+    shop = await world.merchants.create(owner, "Shop", "EUR", "k")
+    issued = await world.keys.create(owner, shop.id, "prod")
+    rotated = ApiKeys(world.store, pepper=b"n" * 32, previous_pepper=b"p" * 32, clock=world.clock)
+    assert (await rotated.verify(issued.secret)).merchant_id == shop.id
+    # Verified once under the previous pepper, it was re-hashed: the old pepper can go.
+    finished = ApiKeys(world.store, pepper=b"n" * 32, clock=world.clock)
+    assert (await finished.verify(issued.secret)).merchant_id == shop.id
+
+
+async def test_a_key_from_an_unknown_pepper_does_not_verify(world: World) -> None:
+    """Without the pepper it was hashed under, a key is API_KEY_INVALID."""
+    from services.merchant.domain import ApiKeys
+
+    owner = "acc_" + "o" * 26
+    shop = await world.merchants.create(owner, "Shop", "EUR", "k")
+    issued = await world.keys.create(owner, shop.id, "prod")
+    with pytest.raises(ApiKeyInvalid):
+        await ApiKeys(world.store, pepper=b"n" * 32, clock=world.clock).verify(issued.secret)
