@@ -1,11 +1,13 @@
 """Benchmark the edge against the same call made directly over gRPC.
 
-    python scripts/bench_edge.py [--seconds 10] [--connections 16]
+    python scripts/bench_edge.py [--seconds 10] [--connections 16] [--write docs/benchmarks.md]
 
 Starts the test library backend and the edge on 127.0.0.1, both pinned to core 0, and drives
-them from core 1: wrk for `GET /v1/shelves/s1` through the edge, and a Python grpc.aio client
-for GetShelf straight to the backend. CPU time per request of each process comes from
-/proc/<pid>/stat (utime + stime) read before and after each run. Needs wrk and taskset.
+them from core 1: wrk for a public `GET /v1/shelves/s1` and for a USER `GET /v1/me/shelf`
+with a real EdDSA JWT (verified against a JWKS file, as against auth's published keys), then
+a Python grpc.aio client calling GetShelf straight to the backend. CPU time per request of
+each process comes from /proc/<pid>/stat (utime + stime) read before and after each run.
+Needs wrk and taskset (`apt-get install -y wrk`); says so and exits 2 without them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.bench_report import write_section  # noqa: E402 - needs the root on sys.path
 from tests.edge.library import (  # noqa: E402 - the repository root must be on sys.path first
     SERVICE,
     compile_library,
@@ -36,7 +39,8 @@ from tests.edge.library import (  # noqa: E402 - the repository root must be on 
 )
 
 _TICKS = os.sysconf("SC_CLK_TCK")
-_PATH = "/v1/shelves/s1"
+_PUBLIC_PATH = "/v1/shelves/s1"
+_USER_PATH = "/v1/me/shelf"
 _GET_SHELF = b"\x0a\x02s1"  # GetShelfRequest(shelf_id="s1"), encoded by hand: no imports
 
 
@@ -51,10 +55,13 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def run_wrk(port: int, seconds: int, connections: int) -> tuple[int, float, float, float]:
+def run_wrk(
+    url: str, seconds: int, connections: int, header: str | None = None
+) -> tuple[int, float, float, float]:
     """(requests, requests/s, p50 ms, p99 ms) of wrk on core 1."""
-    url = f"http://127.0.0.1:{port}{_PATH}"
     command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+    if header is not None:
+        command += ["-H", header]
     out = subprocess.run([*command, "--latency", url], capture_output=True, text=True, check=True)
     text = out.stdout
     requests = int(re.search(r"(\d+) requests in", text)[1])  # type: ignore[index]
@@ -124,10 +131,97 @@ def _wait_http_ok(port: int, timeout_s: float = 30.0) -> None:
     raise SystemExit("the edge never answered /healthz")
 
 
+def signed_in(directory: Path) -> tuple[Path, str]:
+    """A JWKS file holding a fresh Ed25519 key, and an access token it signed, with the
+    claims auth puts in its tokens (valid for an hour)."""
+    import jwt  # noqa: PLC0415 - only the parent process needs it
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PrivateKey,
+    )
+
+    key = Ed25519PrivateKey.generate()
+    public = jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    jwks = directory / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**public, "kid": "bench", "alg": "EdDSA"}]}))
+    now = int(time.time())
+    claims: dict[str, object] = {"iss": "paynow-auth", "aud": "paynow", "sub": "acc_bench"}
+    claims |= {"jti": "bench", "iat": now, "nbf": now, "exp": now + 3600}
+    return jwks, jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": "bench"})
+
+
+Row = tuple[str, float, float, float, float, float]
+
+
+def measure(args: argparse.Namespace, compiled: Path, descriptor_set: Path) -> list[Row]:
+    """The three runs, each a row: name, req/s, p50, p99, edge and backend CPU µs/request."""
+    jwks, token = signed_in(compiled)
+    backend_port, edge_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": pythonpath(compiled), "PAYNOW_EDGE_LOG_FORMAT": "json"}
+    pin = ["taskset", "-c", "0", sys.executable, "-m"]
+    backend_cmd = [*pin, "tests.edge.library_backend", "--port", str(backend_port)]
+    edge_cmd = [
+        *pin, "services.edge", "--descriptor-set", str(descriptor_set),
+        "--backend", f"{SERVICE}=127.0.0.1:{backend_port}", "--jwks-file", str(jwks),
+        "--default-access", "public", "--port", str(edge_port),
+    ]  # fmt: skip
+    edge_url = f"http://127.0.0.1:{edge_port}"
+    bearer = f"Authorization: Bearer {token}"
+    rows: list[Row] = []
+    with running(backend_cmd, env) as backend, running(edge_cmd, env) as edge:
+        wait_backend_serving(backend_port)
+        _wait_http_ok(edge_port)
+        pids = edge.popen.pid, backend.popen.pid
+        runs = [
+            ("public GET via edge (wrk)", edge_url + _PUBLIC_PATH, None),
+            ("USER GET via edge, JWT (wrk)", edge_url + _USER_PATH, bearer),
+        ]
+        for name, url, header in runs:
+            run_wrk(url, 2, args.connections, header)  # warm-up (and the JWKS fetch)
+            before = cpu_seconds(pids[0]), cpu_seconds(pids[1])
+            n, rate, p50, p99 = run_wrk(url, args.seconds, args.connections, header)
+            edge_cpu = (cpu_seconds(pids[0]) - before[0]) / n * 1e6
+            backend_cpu = (cpu_seconds(pids[1]) - before[1]) / n * 1e6
+            rows.append((name, rate, p50, p99, edge_cpu, backend_cpu))
+        before = cpu_seconds(pids[0]), cpu_seconds(pids[1])
+        n, rate, p50, p99 = run_grpc_client(backend_port, args.seconds, args.connections)
+        direct_cpu = (cpu_seconds(pids[1]) - before[1]) / n * 1e6
+        rows.append(("same call, direct gRPC (Python)", rate, p50, p99, 0.0, direct_cpu))
+    return rows
+
+
+def report(args: argparse.Namespace, rows: list[Row]) -> str:
+    """The table and the ratios, as Markdown."""
+    public, user, direct = rows
+    lines = [
+        f"{args.seconds} s per run, {args.connections} connections; edge and backend pinned to "
+        "core 0, load (wrk, or the Python gRPC client) on core 1; CPU in µs per request "
+        "(utime + stime from /proc).",
+        "",
+        "| run | req/s | p50 ms | p99 ms | edge CPU | backend CPU |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rate, p50, p99, edge_us, backend_us in rows:
+        edge_text = f"{edge_us:.0f}" if edge_us else "-"
+        lines.append(
+            f"| {name} | {rate:.0f} | {p50:.2f} | {p99:.2f} | {edge_text} | {backend_us:.0f} |"
+        )
+    lines += [
+        "",
+        "| ratio (same run) | value | target |",
+        "|---|---|---|",
+        f"| edge CPU / backend CPU, public GET | {public[4] / public[5]:.2f}x | ≤ 1.0x |",
+        f"| edge CPU / backend CPU, USER GET (JWT) | {user[4] / user[5]:.2f}x | - |",
+        f"| edge CPU, JWT / public | {user[4] / public[4]:.2f}x | ≤ 1.2x |",
+        f"| edge CPU public / backend CPU in the direct run | {public[4] / direct[5]:.2f}x | - |",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--write", type=Path, help="also write the table into this Markdown file")
     parser.add_argument("--grpc-client", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.grpc_client:
@@ -135,44 +229,23 @@ def main() -> int:
         return 0
     missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
     if missing:
-        print(f"bench_edge: {', '.join(missing)} not found; install with `apt-get install -y wrk`")
+        print(
+            f"bench_edge: {', '.join(missing)} not found, so the edge was NOT measured; "
+            "install with `apt-get install -y wrk util-linux`",
+            file=sys.stderr,
+        )
+        return 2
+    if len(os.sched_getaffinity(0)) < 2:
+        print("bench_edge: needs 2 cores (edge+backend on one, wrk on the other)", file=sys.stderr)
         return 2
     os.sched_setaffinity(0, {1})  # this script's own threads stay off the measured core
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as temp:
         compiled = Path(temp)
-        descriptor_set = compile_library(compiled)
-        backend_port, edge_port = free_port(), free_port()
-        env = {**os.environ, "PYTHONPATH": pythonpath(compiled), "PAYNOW_EDGE_LOG_FORMAT": "json"}
-        pin = ["taskset", "-c", "0", sys.executable, "-m"]
-        backend_cmd = [*pin, "tests.edge.library_backend", "--port", str(backend_port)]
-        edge_cmd = [
-            *pin, "services.edge", "--descriptor-set", str(descriptor_set),
-            "--backend", f"{SERVICE}=127.0.0.1:{backend_port}",
-            "--default-access", "public", "--port", str(edge_port),
-        ]  # fmt: skip
-        with running(backend_cmd, env) as backend, running(edge_cmd, env) as edge:
-            wait_backend_serving(backend_port)
-            _wait_http_ok(edge_port)
-            rows = []
-            run_wrk(edge_port, 2, args.connections)  # warm-up
-            before = cpu_seconds(edge.popen.pid), cpu_seconds(backend.popen.pid)
-            n, rate, p50, p99 = run_wrk(edge_port, args.seconds, args.connections)
-            edge_cpu = (cpu_seconds(edge.popen.pid) - before[0]) / n * 1e6
-            backend_cpu = (cpu_seconds(backend.popen.pid) - before[1]) / n * 1e6
-            rows.append(("public GET via edge (wrk)", rate, p50, p99, edge_cpu, backend_cpu))
-            before = cpu_seconds(edge.popen.pid), cpu_seconds(backend.popen.pid)
-            n, rate, p50, p99 = run_grpc_client(backend_port, args.seconds, args.connections)
-            direct_cpu = (cpu_seconds(backend.popen.pid) - before[1]) / n * 1e6
-            rows.append(("same call, direct gRPC (Python)", rate, p50, p99, 0.0, direct_cpu))
-    print(f"edge bench: {args.seconds} s per run, {args.connections} connections, ", end="")
-    print("edge+backend on core 0, load on core 1; CPU in µs per request")
-    print("| run | req/s | p50 ms | p99 ms | edge CPU | backend CPU |")
-    print("|---|---|---|---|---|---|")
-    for name, rate, p50, p99, edge_us, backend_us in rows:
-        edge_text = f"{edge_us:.0f}" if edge_us else "-"
-        print(f"| {name} | {rate:.0f} | {p50:.2f} | {p99:.2f} | {edge_text} | {backend_us:.0f} |")
-    print(f"edge CPU / backend CPU (same run): {rows[0][4] / rows[0][5]:.2f}x")
-    print(f"edge CPU / backend CPU (direct gRPC run): {rows[0][4] / rows[1][5]:.2f}x")
+        rows = measure(args, compiled, compile_library(compiled))
+    markdown = report(args, rows)
+    print(markdown)
+    if args.write is not None:
+        write_section(args.write, "edge", markdown)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Measure what protovalidate costs per request, beside decoding the same request.
 
-    python scripts/bench_validation.py [--rounds N]
+    python scripts/bench_validation.py [--rounds N] [--write docs/benchmarks.md]
 
 Both figures come from one run, so their ratio holds on a shared, noisy machine even when
 the absolute microseconds do not.
@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from importlib.metadata import version
+from pathlib import Path
 
 import protovalidate
 from google.protobuf.message import Message
 
 from paynow.auth.v1 import auth_service_pb2
 from paynow.merchant.v1 import payment_service_pb2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.bench_report import write_section  # the repository root is on sys.path now
 
 
 def _per_call_us(fn: Callable[[], object], calls: int, rounds: int) -> float:
@@ -47,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--write", type=Path, help="also write the table into this Markdown file")
     args = parser.parse_args()
     examples: list[tuple[str, Message]] = [
         (
@@ -64,11 +70,16 @@ def main() -> None:
             ),
         ),
     ]
-    print(f"protovalidate {version('protovalidate')} per request, median of {args.rounds} rounds")
-    print("| request | validate | decode from bytes | validate / decode |")
-    print("|---|---|---|---|")
-    for name, request in examples:
-        print(measure(name, request, args.calls, args.rounds))
+    lines = [
+        f"protovalidate {version('protovalidate')} per request, median of {args.rounds} rounds:",
+        "",
+        "| request | validate | decode from bytes | validate / decode |",
+        "|---|---|---|---|",
+        *(measure(name, request, args.calls, args.rounds) for name, request in examples),
+    ]
+    print("\n".join(lines))
+    if args.write is not None:
+        write_section(args.write, "validation", "\n".join(lines))
 
 
 if __name__ == "__main__":
