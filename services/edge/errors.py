@@ -127,6 +127,15 @@ def status_body(status: status_pb2.Status, pool: descriptor_pool.DescriptorPool)
     return json.dumps(status_dict(status, pool), separators=(",", ":")).encode()
 
 
+# gRPC's own wording ("Stream removed (Deadline Exceeded)") describes its internals, not what
+# the client should do.
+_TRANSPORT_MESSAGES = {
+    grpc.StatusCode.DEADLINE_EXCEEDED: "the request did not finish before its deadline",
+    grpc.StatusCode.UNAVAILABLE: "the service is unavailable; retry later",
+    grpc.StatusCode.CANCELLED: "the request was cancelled",
+}
+
+
 def backend_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
     """The backend's google.rpc.Status: from `grpc-status-details-bin` when it sent one
     (that is where details live), else rebuilt from the code and message."""
@@ -136,8 +145,18 @@ def backend_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
                 return status_pb2.Status.FromString(value)
             except Exception:  # noqa: S110 - a corrupt trailer falls back below
                 pass
+    # No details: gRPC itself ended the call (deadline, unreachable backend, reset), not a
+    # PayNow service. Every error body still carries an ErrorInfo, so say that here.
     code = error.code()
-    return status_pb2.Status(code=_CODE_NUMBER.get(code, 2), message=error.details() or "")
+    status = status_pb2.Status(
+        code=_CODE_NUMBER.get(code, 2),
+        message=_TRANSPORT_MESSAGES.get(
+            code, error.details() or code.name.lower().replace("_", " ")
+        ),
+    )
+    info = error_details_pb2.ErrorInfo(reason=code.name, domain="paynow.edge")
+    status.details.add().Pack(info)
+    return status
 
 
 def backend_error(

@@ -83,9 +83,19 @@ def test_backend_details_are_unpacked_from_the_trailer() -> None:
 
 
 def test_backend_error_without_details_keeps_code_and_message() -> None:
-    """No trailer: the Status is rebuilt from the call's code and message."""
+    """No trailer: the Status keeps the call's code and message and gains an ErrorInfo."""
     _, body = backend_error(_rpc_error(()), descriptor_pool.Default())
-    assert json.loads(body) == {"code": 9, "message": "declined", "details": []}
+    assert json.loads(body) == {
+        "code": 9,
+        "message": "declined",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "FAILED_PRECONDITION",
+                "domain": "paynow.edge",
+            }
+        ],
+    }
 
 
 def test_unresolvable_detail_type_is_passed_through_encoded() -> None:

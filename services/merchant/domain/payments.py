@@ -270,12 +270,17 @@ class Payments:
 
         return await self._uow(work)
 
-    async def watch(self, viewer: Viewer, payment_id: str) -> AsyncIterator[Payment]:
+    async def watch(
+        self, viewer: Viewer, payment_id: str, *, for_s: float | None = None
+    ) -> AsyncIterator[Payment]:
         """Yield the payment now and whenever its state changes, until it no longer waits.
 
         Polls the database: simple, correct across replicas, and cheap at the interval used.
-        The caller's deadline ends the stream; raises PaymentNotFound for an invisible one.
+        With `for_s` (the call's remaining time, less a margin) the stream ends normally
+        before the deadline. Raises PaymentNotFound for a payment `viewer` may not see.
         """
+        loop = asyncio.get_running_loop()
+        until = None if for_s is None else loop.time() + for_s
         # Only what a watcher acts on: an approval under way changes the row but not these.
         last: tuple[PaymentState, int] | None = None
         while True:
@@ -286,6 +291,8 @@ class Payments:
                 yield payment
             if payment.state is not PaymentState.REQUIRES_APPROVAL:
                 return
+            if until is not None and loop.time() + self._watch_interval_s >= until:
+                return  # end cleanly before the caller's deadline rather than be cut off
             await asyncio.sleep(self._watch_interval_s)
 
     async def _load(self, payment_id: str) -> Payment:

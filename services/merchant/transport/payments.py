@@ -22,6 +22,7 @@ from .convert import (
 __all__ = ["PaymentServicer"]
 
 pb = payment_service_pb2
+_DEADLINE_MARGIN_S = 0.25
 
 
 class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
@@ -96,5 +97,8 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
     async def WatchPayment(
         self, request: pb.WatchPaymentRequest, context: aio.ServicerContext
     ) -> AsyncIterator[payment_pb2.Payment]:
-        async for payment in self._payments.watch(viewer(), request.id):
+        remaining = context.time_remaining()
+        # Leave a margin for the last message to reach the client before the deadline.
+        for_s = None if remaining is None else max(remaining - _DEADLINE_MARGIN_S, 0.0)
+        async for payment in self._payments.watch(viewer(), request.id, for_s=for_s):
             yield payment_to_proto(payment)

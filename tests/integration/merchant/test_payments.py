@@ -333,3 +333,15 @@ async def test_concurrent_creates_with_one_key_make_one_payment(merchant: Mercha
     assert all(reason_of(e) == "REQUEST_IN_PROGRESS" for e in errors)
     listed = await stub.ListPayments(pb.ListPaymentsRequest())
     assert len(listed.payments) == 1
+
+
+async def test_watch_ends_normally_before_the_callers_deadline(merchant: MerchantHarness) -> None:
+    """A watch on a waiting payment ends with OK just before the deadline, not with an error."""
+    shop = await merchant.shop()
+    payment = await merchant.payment(shop, 10)
+    stream = merchant.as_merchant(shop.merchant.id).payments.WatchPayment(
+        pb.WatchPaymentRequest(id=payment.id), timeout=1.0
+    )
+    states = [update.state async for update in stream]
+    assert states == [State.PAYMENT_STATE_REQUIRES_APPROVAL]
+    assert await stream.code() == grpc.StatusCode.OK
