@@ -9,6 +9,10 @@ are skipped with the reason, except under CI=true, where that is a failure.
 from __future__ import annotations
 
 import os
+
+# Record every span in tests (services record only when exporting): the tracing tests read
+# spans from an in-memory exporter. Set before any service configures tracing.
+os.environ.setdefault("OTEL_TRACES_SAMPLER", "parentbased_always_on")
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path

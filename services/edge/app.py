@@ -11,6 +11,7 @@ import grpc
 import structlog
 
 from services.framework import configure_logging, register_secret
+from services.framework._tracing import configure_tracing
 
 from .api_keys import API_KEY_SERVICE, ApiKeyAuthenticator, verify_with_merchant
 from .auth import INTERNAL, MERCHANT, USER, AccessGate, Authenticator
@@ -157,6 +158,7 @@ def main() -> None:
     """`python -m services.edge`: read settings, configure logging, serve."""
     settings = load_edge_settings()
     configure_logging(settings.log_level, settings.log_format)
+    configure_tracing("edge")
     # The edge process configures logging once and never again, so its loggers may cache
     # their processor chain: an uncached structlog proxy rebuilds it on every call, which
     # measured about 10 µs of the one log line each request writes (docs/benchmarks.md).

@@ -22,7 +22,7 @@ from services.framework import (
     REQUEST_ID_KEY,
     USER_ID_KEY,
 )
-from services.framework._tracing import extract_context, inject_context, tracer
+from services.framework._tracing import extract_context, inject_context, recording, tracer
 
 from .auth import AccessGate
 from .cors import Cors
@@ -40,7 +40,7 @@ from .query import FieldPathError, FieldValueError
 from .routes import Route
 from .routing import Router
 from .server import HttpConnection, Request
-from .telemetry import EdgeMetrics, trace_carrier
+from .telemetry import EdgeMetrics, TraceParent, trace_carrier
 
 __all__ = ["Gateway"]
 
@@ -87,18 +87,28 @@ class Gateway:
 
     async def handle(self, request: Request, conn: HttpConnection) -> None:
         """Serve one request and log it; never raises (except cancellation)."""
-        carrier = trace_carrier(request.headers)
-        context = extract_context(carrier) if carrier else None
         self._metrics.in_flight.inc()
-        with tracer().start_as_current_span(
-            f"HTTP {request.method}", context=context, kind=SpanKind.SERVER
-        ) as span:
-            try:
-                await self._handle(request, conn, span)
-            finally:
-                self._metrics.in_flight.dec()
+        try:
+            if not recording():
+                parent = TraceParent(request.headers.get(b"traceparent"))
+                await self._handle(request, conn, None, parent)
+                return
+            carrier = trace_carrier(request.headers)
+            context = extract_context(carrier) if carrier else None
+            with tracer().start_as_current_span(
+                f"HTTP {request.method}", context=context, kind=SpanKind.SERVER
+            ) as span:
+                await self._handle(request, conn, span, None)
+        finally:
+            self._metrics.in_flight.dec()
 
-    async def _handle(self, request: Request, conn: HttpConnection, span: Span) -> None:
+    async def _handle(
+        self,
+        request: Request,
+        conn: HttpConnection,
+        span: Span | None,
+        parent: TraceParent | None,
+    ) -> None:
         started = time.perf_counter()
         rid = request_id(request.headers.get(b"x-request-id"))
         headers = [b"x-request-id: %s\r\n" % rid.encode()]
@@ -116,7 +126,9 @@ class Gateway:
             else:
                 route, segments = found
                 label = route.label
-                status = await self._call(route, segments, request, conn, rid=rid, headers=headers)
+                status = await self._call(
+                    route, segments, request, conn, rid=rid, headers=headers, parent=parent
+                )
         except EdgeError as exc:
             status = exc.status
             extra = [b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in exc.headers]
@@ -128,10 +140,14 @@ class Gateway:
             conn.respond(status, headers, error.body(), _JSON)
         elapsed = time.perf_counter() - started
         self._metrics.observe(request.method, label, status, elapsed)
-        span.update_name(f"{request.method} {label}")
-        span.set_attribute("http.route", label)
-        span.set_attribute("http.response.status_code", status)
-        span.set_attribute("paynow.request_id", rid)
+        if span is not None:
+            span.update_name(f"{request.method} {label}")
+            span.set_attribute("http.route", label)
+            span.set_attribute("http.response.status_code", status)
+            span.set_attribute("paynow.request_id", rid)
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        else:
+            trace_id = parent.trace_id if parent is not None else ""
         _log.info(
             "http_request",
             method=request.method,
@@ -139,7 +155,7 @@ class Gateway:
             status=status,
             duration_ms=round(elapsed * 1000, 3),
             request_id=rid,
-            trace_id=format(span.get_span_context().trace_id, "032x"),
+            trace_id=trace_id,
         )
 
     async def _unrouted(
@@ -199,7 +215,9 @@ class Gateway:
             setattr(message, route.idempotency_field, value)
         return message
 
-    async def _metadata(self, route: Route, request: Request, rid: str) -> MetadataPairs:
+    async def _metadata(
+        self, route: Route, request: Request, rid: str, parent: TraceParent | None
+    ) -> MetadataPairs:
         metadata: MetadataPairs = [(REQUEST_ID_KEY, rid), *self._base]
         if not route.public:
             identity = await self._gate.check(route.spec.access, request.headers)
@@ -209,9 +227,12 @@ class Gateway:
                 metadata.append((MERCHANT_ID_KEY, identity.merchant_id))
         if request.grpc_metadata:
             metadata += forwarded_metadata(request.grpc_metadata)
-        trace_context: dict[str, str] = {}
-        inject_context(trace_context)
-        metadata += trace_context.items()
+        if parent is not None:
+            metadata.append(("traceparent", parent.value))
+        else:
+            trace_context: dict[str, str] = {}
+            inject_context(trace_context)
+            metadata += trace_context.items()
         return metadata
 
     async def _call(
@@ -223,8 +244,9 @@ class Gateway:
         *,
         rid: str,
         headers: list[bytes],
+        parent: TraceParent | None,
     ) -> int:
-        metadata = await self._metadata(route, request, rid)
+        metadata = await self._metadata(route, request, rid, parent)
         message = self._message(route, segments, request)
         timeout = self._deadline_s
         asked = request.headers.get(b"grpc-timeout")

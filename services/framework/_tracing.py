@@ -2,8 +2,9 @@
 
 The W3C `traceparent` travels in gRPC metadata between services (the edge takes it from
 the HTTP request), so one request through edge → merchant → account is one trace. Spans
-always get real ids, so every log line carries a `trace_id` even when nothing is exported;
-export is off unless the standard OpenTelemetry variables turn it on:
+always get real ids, so every log line carries a `trace_id` even when nothing is exported
+(they are then not recorded, which keeps their cost small); export is off unless the
+standard OpenTelemetry variables turn it on:
 `OTEL_TRACES_EXPORTER=otlp` or `OTEL_EXPORTER_OTLP_ENDPOINT` / `..._TRACES_ENDPOINT`
 (gRPC OTLP; `OTEL_EXPORTER_OTLP_INSECURE=true` for a plain-text collector).
 """
@@ -20,18 +21,21 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 __all__ = [
     "configure_tracing",
     "current_trace_id",
     "extract_context",
     "inject_context",
+    "recording",
     "shutdown_tracing",
     "span",
     "tracer",
 ]
 
 _provider: TracerProvider | None = None
+_recording = False
 
 
 def _export_enabled(environ: Mapping[str, str]) -> bool:
@@ -46,13 +50,19 @@ def _export_enabled(environ: Mapping[str, str]) -> bool:
 
 def configure_tracing(service: str, environ: Mapping[str, str] | None = None) -> None:
     """Install the tracer provider once per process, exporting only when OTEL_* asks to."""
-    global _provider  # noqa: PLW0603 - one provider per process, as OpenTelemetry requires
+    global _provider, _recording  # noqa: PLW0603 - one provider per process, as OTel requires
     if _provider is not None:
         return
     env = os.environ if environ is None else environ
     name = env.get("OTEL_SERVICE_NAME") or f"paynow-{service}"
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
-    if _export_enabled(env):
+    exporting = _export_enabled(env)
+    # Not exporting: spans still get ids (log lines carry trace_id, traceparent flows on),
+    # but are not recorded, which costs a fraction of a recorded span on every request.
+    # OTEL_TRACES_SAMPLER, when set, decides instead, as OpenTelemetry specifies.
+    _recording = exporting or bool(env.get("OTEL_TRACES_SAMPLER"))
+    sampler = None if _recording else ALWAYS_OFF
+    provider = TracerProvider(resource=Resource.create({"service.name": name}), sampler=sampler)
+    if exporting:
         # Imported only when exporting: it pulls in the OTLP client.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
             OTLPSpanExporter,
@@ -63,6 +73,12 @@ def configure_tracing(service: str, environ: Mapping[str, str] | None = None) ->
     _provider = provider
 
 
+def recording() -> bool:
+    """True if spans are recorded (exported, or a sampler was asked for); when False a hot
+    path may skip span objects and pass the W3C trace context on by itself."""
+    return _recording
+
+
 def shutdown_tracing() -> None:
     """Flush spans still buffered; called on graceful shutdown."""
     if _provider is not None:
@@ -70,7 +86,14 @@ def shutdown_tracing() -> None:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer("paynow")
+    # get_tracer builds a proxy each call; the tracer itself is stateless, so keep one.
+    global _tracer  # noqa: PLW0603 - a cache of an immutable object
+    if _tracer is None:
+        _tracer = trace.get_tracer("paynow")
+    return _tracer
+
+
+_tracer: trace.Tracer | None = None
 
 
 def extract_context(carrier: Mapping[str, Any]) -> otel_context.Context:
