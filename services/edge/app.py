@@ -11,6 +11,7 @@ import grpc
 import structlog
 
 from services.framework import configure_logging, register_secret
+from services.framework._metrics import serve_metrics
 from services.framework._tracing import configure_tracing
 
 from .api_keys import API_KEY_SERVICE, ApiKeyAuthenticator, verify_with_merchant
@@ -141,13 +142,24 @@ async def run(settings: EdgeSettings) -> None:
         settings.trusted_proxies,
     )
     port = server.sockets[0].getsockname()[1]
-    _log.info("edge_started", url=f"http://{settings.host}:{port}", routes=count)
+    metrics_port = None
+    if settings.metrics_port >= 0:
+        metrics_port = serve_metrics(settings.host, settings.metrics_port)
+    _log.info(
+        "edge_started",
+        url=f"http://{settings.host}:{port}",
+        routes=count,
+        metrics_port=metrics_port,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    # Stop accepting, then let requests in flight finish within the grace period.
     server.close()
+    if not await gateway.drained(settings.grace_period_s):
+        _log.warning("edge_drain_timed_out", grace_period_s=settings.grace_period_s)
     await server.wait_closed()
     for channel in channels.values():
         await channel.close()

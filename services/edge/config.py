@@ -53,6 +53,10 @@ class EdgeSettings:
     api_key_cache_entries: int = 10_000
     # Peers whose X-Forwarded-For is believed (load balancers in front of the edge).
     trusted_proxies: TrustedProxies = ()
+    # Prometheus metrics over HTTP on their own port (-1: off); by default port + 1000.
+    metrics_port: int = -1
+    # After SIGTERM, how long requests in flight may take before the edge exits.
+    grace_period_s: float = 10.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,9 +163,10 @@ def load_edge_settings(
         o.strip() for o in env.get("PAYNOW_EDGE_CORS_ORIGINS", "").split(",") if o.strip()
     ]
     token = env.get("PAYNOW_INTERNAL_TOKEN")
+    port = _int(env, "PORT", args.port, 8080)
     return EdgeSettings(
         host=args.host or env.get("PAYNOW_EDGE_HOST", "127.0.0.1"),
-        port=_int(env, "PORT", args.port, 8080),
+        port=port,
         descriptor_set=args.descriptor_set
         or Path(env.get("PAYNOW_EDGE_DESCRIPTOR_SET", str(DEFAULT_DESCRIPTOR_SET))),
         backends=backends,
@@ -180,6 +185,8 @@ def load_edge_settings(
         api_key_cache_s=_seconds(env, "API_KEY_CACHE_S", 30.0),
         api_key_cache_entries=_int(env, "API_KEY_CACHE_ENTRIES", None, 10_000),
         trusted_proxies=_networks(env.get("PAYNOW_EDGE_TRUSTED_PROXIES", "")),
+        metrics_port=_int(env, "METRICS_PORT", None, port + 1000 if port else 0),
+        grace_period_s=_seconds(env, "GRACE_PERIOD_S", 10.0),
     )
 
 

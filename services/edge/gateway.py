@@ -6,6 +6,7 @@ precomputed calls only, and writes exactly one log line per request.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -78,6 +79,9 @@ class Gateway:
         # /openapi.json and /docs: built once here, from exactly the methods routed.
         self._docs = DocsSite.from_methods(dict.fromkeys(r.spec for r in router.routes()))
         self._metrics = EdgeMetrics.of()
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         # Sent on every call so backends know the edge made it; identity is added per request.
         self._base: MetadataPairs = (
             [(INTERNAL_TOKEN_KEY, internal_token), (CALLER_SERVICE_KEY, "edge")]
@@ -88,6 +92,8 @@ class Gateway:
     async def handle(self, request: Request, conn: HttpConnection) -> None:
         """Serve one request and log it; never raises (except cancellation)."""
         self._metrics.in_flight.inc()
+        self._active += 1
+        self._idle.clear()
         try:
             if not recording():
                 parent = TraceParent(request.headers.get(b"traceparent"))
@@ -101,6 +107,17 @@ class Gateway:
                 await self._handle(request, conn, span, None)
         finally:
             self._metrics.in_flight.dec()
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    async def drained(self, timeout_s: float) -> bool:
+        """Wait until no request is in flight, at most `timeout_s`; True if none is left."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def _handle(
         self,

@@ -107,9 +107,16 @@ class Stack:
         self.env.setdefault("PAYNOW_DATA_DIR", "./data")
         self.env["PYTHONUNBUFFERED"] = "1"  # lines reach the prefixer as they are written
         self.ports = {name: self._port(name, ports or {}) for name in self.order}
+        # With chosen ports (tests) the services' default metrics port (port + 1000) could be
+        # taken, so they get free ones too; `make run` keeps the documented defaults.
+        spare = free_ports(self.order) if ports else {}
+        self.metrics_ports: dict[str, int] = {}
         for name in self.order:
             prefix = f"PAYNOW_{name.upper()}_"
             self.env[f"{prefix}PORT"] = str(self.ports[name])
+            metrics = self.env.get(f"{prefix}METRICS_PORT") or spare.get(name)
+            self.metrics_ports[name] = int(metrics or self.ports[name] + 1000)
+            self.env[f"{prefix}METRICS_PORT"] = str(self.metrics_ports[name])
             if console_logs:
                 self.env.setdefault(f"{prefix}LOG_FORMAT", "console")
             for callee in self.registry.entry(name).calls:
