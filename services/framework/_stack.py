@@ -5,6 +5,7 @@ group, started once everything it calls is ready: grpc.health.v1 SERVING, or 200
 `http_health` path of an HTTP service (the edge, which calls all the others and so starts
 last). Ctrl-C in a terminal reaches only the supervisor, which then stops the services in
 reverse start order, each draining its calls, instead of all of them dying at once mid-call.
+`keep_running` restarts a service that dies after start-up, backing off while it keeps dying.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from ._registry import Registry, load_registry
 __all__ = ["ServiceProcess", "Stack", "StackError", "free_ports", "start_stack"]
 
 _LOG_LINES = 5000  # per process: enough to diagnose a failed start, bounded for long runs
+# In PAYNOW_DATA_DIR: the run's credential, for scripts/call.py (a file name, not a secret).
+TOKEN_FILE = "internal-token"  # noqa: S105
+# ANSI colours for the name prefixes, one per service in start order (cycled); bold for `stack`.
+_COLOURS = ("36", "33", "35", "32", "34", "31", "96", "93")
+_STACK_COLOUR = "1"
 
 
 class StackError(Exception):
@@ -82,7 +88,9 @@ class Stack:
     `env` (default: os.environ) is the base environment of every child; the stack adds
     PAYNOW_INTERNAL_TOKEN (a fresh one unless given), PAYNOW_DATA_DIR (default ./data), each
     PAYNOW_<NAME>_PORT and each caller's PAYNOW_<CALLER>_<CALLEE>_ADDR unless already set.
-    `echo`, if given, receives every output line prefixed with the service's name.
+    `echo`, if given, receives every output line prefixed with the service's name, in
+    colour if `colour`. A generated token is written to PAYNOW_DATA_DIR/internal-token (0600)
+    by `start`, so tools can call the services of this run.
     """
 
     def __init__(
@@ -95,12 +103,14 @@ class Stack:
         ports: Mapping[str, int] | None = None,
         echo: Callable[[str], None] | None = None,
         console_logs: bool = False,
+        colour: bool = False,
         startup_timeout_s: float = 30.0,
         grace_s: float = 15.0,
     ) -> None:
         self.registry = load_registry() if registry is None else registry
         self.order = self.registry.start_order(services)
         self.env = dict(os.environ if env is None else env)
+        self.generated_token = "PAYNOW_INTERNAL_TOKEN" not in self.env
         self.env.setdefault("PAYNOW_INTERNAL_TOKEN", secrets.token_urlsafe(32))
         if data_dir is not None:
             self.env["PAYNOW_DATA_DIR"] = str(data_dir)
@@ -125,6 +135,11 @@ class Stack:
         self.processes: dict[str, ServiceProcess] = {}
         self._echo = echo
         self._width = max(len(n) for n in [*self.order, "stack"])
+        self._prefixes = {
+            name: self._prefix(name, _COLOURS[i % len(_COLOURS)] if colour else None)
+            for i, name in enumerate(self.order)
+        }
+        self._prefixes["stack"] = self._prefix("stack", _STACK_COLOUR if colour else None)
         self._startup_timeout_s = startup_timeout_s
         self._grace_s = grace_s
 
@@ -134,10 +149,26 @@ class Stack:
         configured = self.env.get(f"PAYNOW_{name.upper()}_PORT")
         return int(configured) if configured else self.registry.port(name)
 
+    def _prefix(self, name: str, colour: str | None) -> str:
+        padded = f"{name:<{self._width}} |"
+        return padded if colour is None else f"\033[{colour}m{padded}\033[0m"
+
+    @property
+    def token_file(self) -> Path:
+        """Where `start` writes a generated internal token: PAYNOW_DATA_DIR/internal-token."""
+        return Path(self.env["PAYNOW_DATA_DIR"]) / TOKEN_FILE
+
     def say(self, message: str) -> None:
         """Echo one line of the supervisor's own, prefixed `stack`."""
         if self._echo is not None:
-            self._echo(f"{'stack':<{self._width}} | {message}")
+            self._echo(f"{self._prefixes['stack']} {message}")
+
+    def _write_token(self) -> None:
+        self.token_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            os.fchmod(fd, 0o600)  # a file left by an older run keeps its mode otherwise
+            out.write(self.env["PAYNOW_INTERNAL_TOKEN"] + "\n")
 
     async def start(self) -> None:
         """Start every service, each only once all it calls report SERVING.
@@ -146,6 +177,8 @@ class Stack:
         does not report SERVING within the start-up timeout; already started ones keep
         running until `stop`.
         """
+        if self.generated_token:
+            self._write_token()
         for wave in self._waves():
             # Services whose callees all serve start together: the slow part of a start is
             # importing and migrating, which need not wait for a sibling.
@@ -193,7 +226,7 @@ class Stack:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             service.lines.append(line)
             if self._echo is not None:
-                self._echo(f"{service.name:<{self._width}} | {line}")
+                self._echo(f"{self._prefixes[service.name]} {line}")
 
     async def _wait_serving(self, service: ServiceProcess) -> None:
         loop = asyncio.get_running_loop()
@@ -248,6 +281,36 @@ class Stack:
             for wait in waits:
                 wait.cancel()
         return waits[next(iter(done))]
+
+    async def keep_running(
+        self, *, first_delay_s: float = 0.5, max_delay_s: float = 10.0, stable_s: float = 30.0
+    ) -> None:
+        """Restart any service that exits, until cancelled: announce it, back off, wait for
+        SERVING again. The delay doubles from `first_delay_s` up to `max_delay_s` while a
+        service keeps dying, and starts over once it has stayed up `stable_s`.
+
+        Cancelling it (Ctrl-C, even mid-backoff) leaves every process to `stop`.
+        """
+        delays = dict.fromkeys(self.processes, first_delay_s)
+        loop = asyncio.get_running_loop()
+        started = dict.fromkeys(self.processes, loop.time())
+        while True:
+            died = await self.wait_for_exit()
+            if died.reader is not None:
+                await died.reader  # its last lines come before the announcement
+            name = died.name
+            if loop.time() - started[name] >= stable_s:
+                delays[name] = first_delay_s
+            delay = delays[name]
+            delays[name] = min(delay * 2, max_delay_s)
+            code = died.process.returncode
+            self.say(f"{name} exited with code {code}; restarting in {delay:g} s")
+            await asyncio.sleep(delay)  # the backoff itself, not a wait for a condition
+            try:
+                await self._start_one(name)
+            except StackError:
+                await self._terminate(self.processes[name])  # timed out, still running
+            started[name] = loop.time()
 
     async def stop(self) -> None:
         """Stop every started service, the last started first: SIGTERM, then SIGKILL after

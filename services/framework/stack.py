@@ -1,9 +1,10 @@
 """`python -m services.framework.stack` (what `make run` runs): every service, one terminal.
 
 Starts each registry service in dependency order (the edge last) with a shared, freshly
-generated internal token, prefixes their output with their names, prints one screen with
-every port and the edge's URLs, and on Ctrl-C or SIGTERM stops them all and exits 0.
-Exits 1 if a service fails to start or dies while the others run.
+generated internal token (also written to PAYNOW_DATA_DIR/internal-token for `make call`),
+prefixes their output with their names (coloured on a terminal), prints one screen with
+every port and the edge's URLs, restarts a service that dies (with backoff, announced), and
+on Ctrl-C or SIGTERM stops them all and exits 0. Exits 1 if a service fails to start.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ def _summary(stack: Stack) -> list[str]:
     lines = [f"all {len(stack.processes)} services are SERVING (data in {data_dir}):"]
     for name, service in stack.processes.items():
         kind = "HTTP" if service.is_http else "gRPC"
-        lines.append(f"  {name:<{width}}  {kind}  {service.address:<16} pid {service.pid}")
+        metrics = f"metrics :{stack.metrics_ports[name]}"
+        lines.append(
+            f"  {name:<{width}}  {kind}  {service.address:<16} {metrics:<14} pid {service.pid}"
+        )
     for service in stack.processes.values():
         if service.is_http:
             lines += [
@@ -39,7 +43,9 @@ def _summary(stack: Stack) -> list[str]:
                 f"  API reference  {service.url}/docs",
                 f"  OpenAPI        {service.url}/openapi.json",
             ]
-    lines.append("Ctrl-C stops them all.")
+    if stack.generated_token:
+        lines.append(f"internal token for `make call`: {stack.token_file.resolve()}")
+    lines.append("A service that dies is restarted. Ctrl-C stops them all.")
     return lines
 
 
@@ -49,7 +55,8 @@ async def supervise() -> int:
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    stack = Stack(echo=_print, console_logs=sys.stdout.isatty())
+    terminal = sys.stdout.isatty()
+    stack = Stack(echo=_print, console_logs=terminal, colour=terminal)
     stop_requested = asyncio.ensure_future(stopping.wait())
     code = 0
     try:
@@ -65,13 +72,11 @@ async def supervise() -> int:
             starting.result()
             for line in _summary(stack):
                 stack.say(line)
-            exited = asyncio.ensure_future(stack.wait_for_exit())
-            await asyncio.wait({exited, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
-            if not stop_requested.done():
-                died = exited.result()
-                stack.say(f"{died.name} exited (code {died.process.returncode}); stopping")
-                code = 1
-            exited.cancel()
+            restarting = asyncio.ensure_future(stack.keep_running())
+            await asyncio.wait({restarting, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+            restarting.cancel()  # also mid-backoff or mid-restart: stop() ends what it started
+            with contextlib.suppress(asyncio.CancelledError):
+                await restarting
         stack.say("stopping every service")
     finally:
         stop_requested.cancel()

@@ -1,14 +1,16 @@
-"""`make run` end to end: every service SERVING, the edge healthy and announced, then Ctrl-C
-stops them all and exits 0."""
+"""`make run` end to end: every service SERVING, the edge healthy and announced, a killed
+service restarted, then Ctrl-C stops them all and exits 0."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -39,6 +41,51 @@ async def _read_until_all_serving(stream: asyncio.StreamReader, output: list[str
         if "Ctrl-C stops them all" in line:  # the summary's last line
             return
     raise AssertionError("the stack exited before every service was SERVING")
+
+
+async def _read_until(stream: asyncio.StreamReader, output: list[str], pattern: str) -> str:
+    """Read lines until one matches `pattern`; return that line."""
+    while line := (await stream.readline()).decode():
+        output.append(line)
+        if re.search(pattern, line):
+            return line
+    raise AssertionError(f"the stack exited before printing {pattern!r}")
+
+
+@contextlib.asynccontextmanager
+async def _make_run(
+    data_dir: Path, ports: dict[str, int]
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m services.framework.stack` as `make run` starts it, on `ports`; killed at the end
+    if the test left it running."""
+    env = {
+        **os.environ,
+        "PAYNOW_DATA_DIR": str(data_dir),
+        **{f"PAYNOW_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+    }
+    env.pop("PAYNOW_INTERNAL_TOKEN", None)  # the stack must make its own
+    stack = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.framework.stack",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        process_group=0,  # like a terminal's foreground job, which Ctrl-C signals as a group
+    )
+    try:
+        yield stack
+    finally:
+        if stack.returncode is None:
+            os.killpg(stack.pid, signal.SIGKILL)
+            await stack.wait()
+
+
+def _summary_pids(output: list[str]) -> dict[str, int]:
+    summary = "".join(line for line in output if line.startswith("stack "))
+    found = re.findall(r"^stack +\|   (\w+) .* pid (\d+)$", summary, re.M)
+    return {name: int(pid) for name, pid in found}
 
 
 async def _health(port: int) -> int:
@@ -106,3 +153,35 @@ def test_make_run_runs_the_stack_module() -> None:
         ["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
     )
     assert "-m services.framework.stack" in dry_run.stdout
+
+
+async def test_a_killed_service_is_restarted_and_serves_again(tmp_path: Path) -> None:
+    """SIGKILL on account is announced, account is SERVING again, and SIGINT leaves nothing."""
+    ports = free_ports(EVERYTHING)
+    output: list[str] = []
+    async with _make_run(tmp_path / "data", ports) as stack:
+        assert stack.stdout is not None
+        try:
+            await asyncio.wait_for(_read_until_all_serving(stack.stdout, output), 90)
+            pids = _summary_pids(output)
+            os.kill(pids["account"], signal.SIGKILL)
+            announced = await asyncio.wait_for(
+                _read_until(stack.stdout, output, r"account exited with code -9; restarting in"),
+                30,
+            )
+            serving = await asyncio.wait_for(
+                _read_until(stack.stdout, output, r"account is SERVING on .* \(pid (\d+)\)"), 60
+            )
+        except (TimeoutError, AssertionError):
+            print("".join(output))
+            raise
+        new_pid = int(re.findall(r"\(pid (\d+)\)", serving)[0])
+        status = await _health(ports["account"])
+        os.killpg(stack.pid, signal.SIGINT)
+        rest, _ = await asyncio.wait_for(stack.communicate(), 60)
+        output.append(rest.decode())
+    assert "restarting in 0.5 s" in announced
+    assert new_pid != pids["account"]
+    assert status == health_pb2.HealthCheckResponse.SERVING, "".join(output)
+    assert stack.returncode == 0, "".join(output)
+    assert [pid for pid in [*pids.values(), new_pid] if _alive(pid)] == []
