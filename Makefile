@@ -87,3 +87,8 @@ bench: $(VENV)/.synced
 # Start every service (SQLite, no other server needed); Ctrl-C stops them all.
 run: $(VENV)/.synced
 	$(PY) -m services.framework.stack
+
+.PHONY: new-service
+# Scaffold a tested service in the house style: make new-service NAME=payouts [RESOURCE=payout].
+new-service: $(VENV)/.synced
+	$(PY) scripts/new_service.py "$(NAME)" $(if $(RESOURCE),--resource "$(RESOURCE)")
