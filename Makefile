@@ -92,3 +92,8 @@ run: $(VENV)/.synced
 # Scaffold a tested service in the house style: make new-service NAME=payouts [RESOURCE=payout].
 new-service: $(VENV)/.synced
 	$(PY) scripts/new_service.py "$(NAME)" $(if $(RESOURCE),--resource "$(RESOURCE)")
+
+.PHONY: call demo
+# Call a running service's RPC with JSON, or list its methods: make call SERVICE=account [METHOD=GetAccount DATA='{"id":"acc_…"}' USER=acc_… MERCHANT=mer_…].
+call: $(VENV)/.synced
+	$(PY) scripts/call.py "$(SERVICE)" $(if $(METHOD),"$(METHOD)" '$(DATA)') $(if $(filter command line,$(origin USER)),--user "$(USER)") $(if $(filter command line,$(origin MERCHANT)),--merchant "$(MERCHANT)")
