@@ -23,7 +23,7 @@ from .gateway import Gateway
 from .health import BackendHealth
 from .routes import Route, compile_route
 from .routing import Router
-from .server import serve
+from .server import Limits, serve
 from .tokens import AUTH_SERVICE, BearerJwtAuthenticator, jwks_from_auth, jwks_from_file
 
 __all__ = ["build_gateway", "main", "run"]
@@ -126,6 +126,7 @@ def build_gateway(
         cors=Cors(settings.cors_origins),
         deadline_s=settings.deadline_ms / 1000,
         internal_token=token,
+        json_depth=settings.json_depth_limit,
     )
     return gateway, count
 
@@ -138,7 +139,15 @@ async def run(settings: EdgeSettings) -> None:
         gateway.handle,
         settings.host,
         settings.port,
-        settings.body_limit_bytes,
+        Limits(
+            body_bytes=settings.body_limit_bytes,
+            url_bytes=settings.url_limit_bytes,
+            header_bytes=settings.header_limit_bytes,
+            header_count=settings.header_limit_count,
+            read_timeout_s=settings.read_timeout_s,
+            idle_timeout_s=settings.idle_timeout_s,
+            max_connections=settings.max_connections,
+        ),
         settings.trusted_proxies,
     )
     port = server.sockets[0].getsockname()[1]

@@ -57,6 +57,14 @@ class EdgeSettings:
     metrics_port: int = -1
     # After SIGTERM, how long requests in flight may take before the edge exits.
     grace_period_s: float = 10.0
+    # Slow and oversized traffic (docs/edge.md, "Limits"); timeouts of 0 are off.
+    url_limit_bytes: int = 8 * 1024
+    header_limit_bytes: int = 16 * 1024
+    header_limit_count: int = 100
+    json_depth_limit: int = 32
+    read_timeout_s: float = 30.0
+    idle_timeout_s: float = 60.0
+    max_connections: int = 4096
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -187,6 +195,13 @@ def load_edge_settings(
         trusted_proxies=_networks(env.get("PAYNOW_EDGE_TRUSTED_PROXIES", "")),
         metrics_port=_int(env, "METRICS_PORT", None, port + 1000 if port else 0),
         grace_period_s=_seconds(env, "GRACE_PERIOD_S", 10.0),
+        url_limit_bytes=_int(env, "URL_LIMIT_BYTES", None, 8 * 1024),
+        header_limit_bytes=_int(env, "HEADER_LIMIT_BYTES", None, 16 * 1024),
+        header_limit_count=_int(env, "HEADER_LIMIT_COUNT", None, 100),
+        json_depth_limit=_int(env, "JSON_DEPTH_LIMIT", None, 32),
+        read_timeout_s=_seconds(env, "READ_TIMEOUT_S", 30.0),
+        idle_timeout_s=_seconds(env, "IDLE_TIMEOUT_S", 60.0),
+        max_connections=_int(env, "MAX_CONNECTIONS", None, 4096),
     )
 
 

@@ -30,6 +30,7 @@ from .cors import Cors
 from .docs_page import DocsSite
 from .errors import EdgeError, backend_error
 from .health import BackendHealth
+from .marshal import DEFAULT_JSON_DEPTH
 from .metadata import (
     MetadataPairs,
     forwarded_metadata,
@@ -69,6 +70,7 @@ class Gateway:
         cors: Cors,
         deadline_s: float,
         internal_token: str | None,
+        json_depth: int = DEFAULT_JSON_DEPTH,
     ) -> None:
         self._router = router
         self._pool = pool
@@ -76,6 +78,7 @@ class Gateway:
         self._health = health
         self._cors = cors
         self._deadline_s = deadline_s
+        self._json_depth = json_depth
         # /openapi.json and /docs: built once here, from exactly the methods routed.
         self._docs = DocsSite.from_methods(dict.fromkeys(r.spec for r in router.routes()))
         self._metrics = EdgeMetrics.of()
@@ -208,7 +211,7 @@ class Gateway:
         try:
             if route.decoder.takes_body:
                 content_type = request.headers.get(b"content-type", b"").decode("latin-1")
-                route.decoder.decode(request.body, content_type, message)
+                route.decoder.decode(request.body, content_type, message, self._json_depth)
             if request.query:
                 route.query.apply(message, request.query)
             # Path last: a value in the path wins over the same field in a `body: "*"`.

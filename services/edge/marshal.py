@@ -10,6 +10,7 @@ grpc-gateway emits unpopulated fields only with its EmitUnpopulated option; we t
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import grpc
@@ -19,10 +20,31 @@ from google.protobuf.message import Message
 
 from .errors import EdgeError
 
-__all__ = ["HTTP_BODY", "BodyDecoder", "ResponseEncoder"]
+__all__ = ["DEFAULT_JSON_DEPTH", "HTTP_BODY", "BodyDecoder", "ResponseEncoder", "too_deep"]
 
 HTTP_BODY = "google.api.HttpBody"
 _JSON = "application/json"
+DEFAULT_JSON_DEPTH = 32
+# Brackets, and whole strings (whose brackets do not nest anything) skipped in one match.
+_NESTING = re.compile(rb'[\[\]{}]|"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OPENERS = frozenset(b"[{")
+
+
+def too_deep(body: bytes, limit: int) -> bool:
+    """Whether `body`'s JSON nests deeper than `limit`, found without parsing it: json.loads
+    recurses once per level, so a body of a million `[` would exhaust the stack first."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # cannot nest deeper than it has openers: the usual case, two C scans
+    depth = 0
+    for match in _NESTING.finditer(body):
+        first = match.group()[0]
+        if first in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        elif first != 0x22:  # a closer; a string (starts with `"`) changes nothing
+            depth -= 1
+    return False
 
 
 def _bad_request(reason: str, message: str) -> EdgeError:
@@ -44,9 +66,15 @@ class BodyDecoder:
             self._raw = field.message_type is not None and field.message_type.full_name == HTTP_BODY
         self.takes_body = bool(body)
 
-    def decode(self, body: bytes, content_type: str, message: Message) -> None:
-        """Merge `body` into `message`; raises EdgeError 400 for malformed JSON, an unknown
-        field (named) or a value of the wrong type."""
+    def decode(
+        self,
+        body: bytes,
+        content_type: str,
+        message: Message,
+        max_depth: int = DEFAULT_JSON_DEPTH,
+    ) -> None:
+        """Merge `body` into `message`; raises EdgeError 400 for malformed JSON, JSON nested
+        deeper than `max_depth`, an unknown field (named) or a value of the wrong type."""
         if self._raw:
             target: Any = message if self.field is None else getattr(message, self.field.name)
             target.content_type = content_type
@@ -54,6 +82,14 @@ class BodyDecoder:
             return
         if not body.strip():
             return  # an empty body is an empty message, as grpc-gateway treats EOF
+        if too_deep(body, max_depth):
+            raise EdgeError(
+                400,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "JSON_TOO_DEEP",
+                f"the body nests JSON deeper than {max_depth} levels",
+                metadata={"limit": str(max_depth)},
+            )
         try:
             value = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 
 from services.edge.metadata import FORWARDED_FOR_HEADER, client_address
-from services.edge.server import HttpConnection, Request, serve
+from services.edge.server import HttpConnection, Limits, Request, serve
 
 _PROXY = (ipaddress.ip_network("10.0.0.0/8"),)
 
@@ -39,7 +39,7 @@ async def _metadata_seen(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
         seen.extend(request.grpc_metadata)
         conn.respond(200, [], b"{}", "application/json")
 
-    server = await serve(handler, "127.0.0.1", 0, 1024)
+    server = await serve(handler, "127.0.0.1", 0, Limits(body_bytes=1024))
     port = server.sockets[0].getsockname()[1]
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -9,7 +9,7 @@ from google.protobuf import descriptor_pool, message_factory
 
 from services.edge.descriptors import MethodSpec
 from services.edge.errors import EdgeError
-from services.edge.marshal import BodyDecoder, ResponseEncoder
+from services.edge.marshal import BodyDecoder, ResponseEncoder, too_deep
 
 Library = tuple[descriptor_pool.DescriptorPool, dict[str, MethodSpec]]
 
@@ -99,3 +99,23 @@ def test_http_body_response_is_raw_bytes_with_its_content_type(library: Library)
         b"\x89PNG",
         "image/png",
     )
+
+
+def test_json_nested_past_the_limit_is_refused_naming_it(library: Library) -> None:
+    """A body nesting deeper than the limit is 400 JSON_TOO_DEEP with the limit."""
+    body = b'{"borrower": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(EdgeError) as caught:
+        _decode(library, "CheckoutBook", "*", body)
+    assert (caught.value.status, caught.value.reason) == (400, "JSON_TOO_DEEP")
+    assert caught.value.metadata == {"limit": "32"}
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    """`[` and `{` in a JSON string (escaped quotes too) leave the depth unchanged."""
+    assert not too_deep(b'{"a": "%s\\"[[{"}' % (b"[{" * 100), 2)
+
+
+def test_nesting_at_the_limit_is_allowed() -> None:
+    """Exactly `limit` levels pass; one more does not."""
+    assert not too_deep(b"[" * 32 + b"]" * 32 + b"[]" * 40, 32)
+    assert too_deep(b"[" * 33 + b"]" * 33, 32)
