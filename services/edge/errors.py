@@ -1,7 +1,8 @@
 """Errors at the edge: the one gRPC→HTTP table, and google.rpc.Status JSON bodies.
 
     EdgeError                 an error the edge itself answers (404, 405, 400, 413, 401, …)
-    backend_error()           a backend's AioRpcError → (HTTP status, Status JSON)
+    backend_reply()           a backend's AioRpcError → (HTTP status, Status JSON, Retry-After)
+    backend_error()           the same without Retry-After
 
 Every error body has one shape, `{"code", "message", "details": [{"@type", …}]}`, whether the
 edge or a backend made it; the edge's own carry an ErrorInfo in the `paynow.edge` domain.
@@ -23,8 +24,10 @@ __all__ = [
     "DOMAIN",
     "EdgeError",
     "backend_error",
+    "backend_reply",
     "http_status",
     "reason_phrase",
+    "retry_after_s",
     "status_body",
 ]
 
@@ -159,8 +162,50 @@ def backend_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
     return status
 
 
+def retry_after_s(status: status_pb2.Status) -> int | None:
+    """Whole seconds of the Status's RetryInfo delay, rounded up (a client told 0.2 s must
+    not retry at once); None without a RetryInfo."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            nanos: int = info.retry_delay.ToNanoseconds()
+            return max(0, -(-nanos // 1_000_000_000))
+    return None
+
+
+# RESOURCE_EXHAUSTED means two things. A caller's own budget spent (auth's
+# TOO_MANY_ATTEMPTS, a quota) is the caller's doing: 429, as the table says. A service at its
+# concurrency bound (the framework's OVERLOADED) is the server's state, not the caller's:
+# 503, which is what RFC 9110 and load balancers take as "try again or elsewhere".
+_OVERLOAD_REASONS = frozenset({"OVERLOADED"})
+
+
+def _overloaded(status: status_pb2.Status) -> bool:
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason in _OVERLOAD_REASONS
+    return False
+
+
+def backend_reply(
+    error: grpc.aio.AioRpcError, pool: descriptor_pool.DescriptorPool
+) -> tuple[int, bytes, int | None]:
+    """The HTTP status, Status JSON body and Retry-After seconds (None: no RetryInfo) for a
+    failed backend call; a backend's OVERLOADED is 503, not 429."""
+    status = backend_status(error)
+    code = error.code()
+    http = http_status(code)
+    if code == _C.RESOURCE_EXHAUSTED and _overloaded(status):
+        http = 503
+    return http, status_body(status, pool), retry_after_s(status)
+
+
 def backend_error(
     error: grpc.aio.AioRpcError, pool: descriptor_pool.DescriptorPool
 ) -> tuple[int, bytes]:
     """The HTTP status and Status JSON body for a failed backend call."""
-    return http_status(error.code()), status_body(backend_status(error), pool)
+    status, body, _ = backend_reply(error, pool)
+    return status, body

@@ -28,7 +28,7 @@ from services.framework._tracing import extract_context, inject_context, recordi
 from .auth import AccessGate
 from .cors import Cors
 from .docs_page import DocsSite
-from .errors import EdgeError, backend_error
+from .errors import EdgeError, backend_error, backend_reply
 from .health import BackendHealth
 from .marshal import DEFAULT_JSON_DEPTH
 from .metadata import (
@@ -287,8 +287,10 @@ class Gateway:
     def _backend_failed(
         self, exc: grpc.aio.AioRpcError, conn: HttpConnection, headers: list[bytes]
     ) -> int:
-        status, body = backend_error(exc, self._pool)
+        status, body, retry_after = backend_reply(exc, self._pool)
         headers += response_headers(exc.initial_metadata(), exc.trailing_metadata())
+        if retry_after is not None:
+            headers.append(b"retry-after: %d\r\n" % retry_after)
         conn.respond(status, headers, body, _JSON)
         return status
 

@@ -6,10 +6,10 @@ import json
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pool
+from google.protobuf import descriptor_pool, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from services.edge.errors import EdgeError, backend_error, http_status
+from services.edge.errors import EdgeError, backend_error, backend_reply, http_status
 
 _C = grpc.StatusCode
 
@@ -109,3 +109,39 @@ def test_unresolvable_detail_type_is_passed_through_encoded() -> None:
     assert json.loads(body)["details"] == [
         {"@type": "type.googleapis.com/x.Unknown", "value": "AQ=="}
     ]
+
+
+def _exhausted(reason: str, delay_nanos: int | None) -> grpc.aio.AioRpcError:
+    status = status_pb2.Status(code=8, message="slow down")
+    status.details.add().Pack(error_details_pb2.ErrorInfo(reason=reason, domain="d"))
+    if delay_nanos is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(delay_nanos)
+        status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    trailers = grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString()))
+    return grpc.aio.AioRpcError(_C.RESOURCE_EXHAUSTED, grpc.aio.Metadata(), trailers, "x")
+
+
+def test_retry_info_becomes_retry_after_rounded_up() -> None:
+    """A RetryInfo of 1.2 s is `Retry-After: 2`: never sooner than the backend asked."""
+    _, _, retry_after = backend_reply(
+        _exhausted("TOO_MANY_ATTEMPTS", 1_200_000_000), descriptor_pool.Default()
+    )
+    assert retry_after == 2
+
+
+def test_an_error_without_retry_info_has_no_retry_after() -> None:
+    """No RetryInfo detail, no Retry-After."""
+    assert backend_reply(_exhausted("QUOTA", None), descriptor_pool.Default())[2] is None
+
+
+def test_a_spent_budget_stays_429() -> None:
+    """RESOURCE_EXHAUSTED for the caller's own budget (TOO_MANY_ATTEMPTS) is 429."""
+    assert (
+        backend_reply(_exhausted("TOO_MANY_ATTEMPTS", 10**9), descriptor_pool.Default())[0] == 429
+    )
+
+
+def test_an_overloaded_backend_is_503() -> None:
+    """RESOURCE_EXHAUSTED OVERLOADED (a service at its concurrency bound) is 503."""
+    assert backend_reply(_exhausted("OVERLOADED", 10**9), descriptor_pool.Default())[:1] == (503,)
