@@ -97,3 +97,7 @@ new-service: $(VENV)/.synced
 # Call a running service's RPC with JSON, or list its methods: make call SERVICE=account [METHOD=GetAccount DATA='{"id":"acc_…"}' USER=acc_… MERCHANT=mer_…].
 call: $(VENV)/.synced
 	$(PY) scripts/call.py "$(SERVICE)" $(if $(METHOD),"$(METHOD)" '$(DATA)') $(if $(filter command line,$(origin USER)),--user "$(USER)") $(if $(filter command line,$(origin MERCHANT)),--merchant "$(MERCHANT)")
+
+# Walk the whole PayNow journey over HTTP against `make run`, printing each request and response (EDGE=… elsewhere).
+demo: $(VENV)/.synced
+	$(PY) scripts/demo.py $(if $(EDGE),--edge "$(EDGE)")
