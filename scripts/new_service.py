@@ -114,6 +114,7 @@ def names(service: str, resource: str, prefix: str, port: int) -> dict[str, str]
         "prefix": prefix,
         "prefix_len": str(len(prefix) + 1),
         "port": str(port),
+        "long_token": "t" * 513,
     }
 
 
