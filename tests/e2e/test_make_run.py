@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,7 +19,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.framework._probes import http_ok
-from services.framework._stack import free_ports
+from services.framework._stack import free_ports, start_stack
+from tests.conftest import _create_database, _drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["account", "auth", "merchant"]
@@ -185,3 +187,35 @@ async def test_a_killed_service_is_restarted_and_serves_again(tmp_path: Path) ->
     assert status == health_pb2.HealthCheckResponse.SERVING, "".join(output)
     assert stack.returncode == 0, "".join(output)
     assert [pid for pid in [*pids.values(), new_pid] if _alive(pid)] == []
+
+
+@pytest.fixture
+async def postgres_databases() -> AsyncIterator[dict[str, str]]:
+    """A database per service, as docs/guides/run-against-postgresql.md makes: their URLs."""
+    suffix = secrets.token_hex(4)
+    names = {service: f"paynow_{service}_{suffix}" for service in SERVICES}
+    created: list[str] = []
+    try:
+        for name in names.values():
+            await _create_database(name)  # skips without PostgreSQL, fails under CI=true
+            created.append(name)
+        yield {s: f"postgresql+asyncpg://postgres@127.0.0.1:5432/{n}" for s, n in names.items()}
+    finally:
+        for name in created:
+            await _drop_database(name)
+
+
+async def test_the_stack_serves_on_a_postgresql_database_per_service(
+    tmp_path: Path, postgres_databases: dict[str, str]
+) -> None:
+    """With PAYNOW_<S>_DATABASE_URL set as the guide says, every service reaches SERVING."""
+    env = {**os.environ}
+    env.pop("PAYNOW_INTERNAL_TOKEN", None)
+    for service, url in postgres_databases.items():
+        env[f"PAYNOW_{service.upper()}_DATABASE_URL"] = url
+    env["PAYNOW_AUTH_SIGNING_KEY_DIR"] = str(tmp_path / "data" / "signing-keys")
+    ports = free_ports(EVERYTHING)
+    async with start_stack(tmp_path / "data", ports=ports, env=env) as stack:
+        statuses = [await _health(stack.ports[name]) for name in SERVICES]
+    assert statuses == [health_pb2.HealthCheckResponse.SERVING] * len(SERVICES)
+    assert list((tmp_path / "data").glob("*.db")) == []
