@@ -161,7 +161,9 @@ class Gateway:
         elapsed = time.perf_counter() - started
         self._metrics.observe(request.method, label, status, elapsed)
         if span is not None:
-            span.update_name(f"{request.method} {label}")
+            # Route labels already start with the method (`POST /v1/…`); others are paths.
+            name = label if label.startswith(request.method) else f"{request.method} {label}"
+            span.update_name(name)
             span.set_attribute("http.route", label)
             span.set_attribute("http.response.status_code", status)
             span.set_attribute("paynow.request_id", rid)
