@@ -12,7 +12,7 @@ from google.protobuf import timestamp_pb2
 from grpc import aio
 
 from paynow.account.v1 import account_pb2, account_service_pb2, account_service_pb2_grpc
-from services.framework import Unauthenticated, current_caller, page_request
+from services.framework import Unauthenticated, current_caller, page_request, to_timestamp
 
 from .domain import (
     Account,
@@ -46,12 +46,6 @@ _ENTRY_TO_PROTO = {
 }
 
 
-def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def account_to_proto(account: Account) -> account_pb2.Account:
     return account_pb2.Account(
         id=account.id,
@@ -62,8 +56,8 @@ def account_to_proto(account: Account) -> account_pb2.Account:
         currency_code=account.currency_code,
         balance_minor=account.balance_minor,
         owner_id=account.owner_id,
-        create_time=_timestamp(account.create_time),
-        update_time=_timestamp(account.update_time),
+        create_time=to_timestamp(account.create_time),
+        update_time=to_timestamp(account.update_time),
         etag=account.etag,
     )
 
@@ -79,7 +73,7 @@ def entry_to_proto(entry: LedgerEntry) -> account_pb2.Transaction:
         counterparty_account_id=entry.counterparty_account_id,
         transfer_id=entry.transfer_id,
         memo=entry.memo,
-        create_time=_timestamp(entry.create_time),
+        create_time=to_timestamp(entry.create_time),
     )
 
 
@@ -92,7 +86,7 @@ def transfer_to_proto(transfer: Transfer) -> account_pb2.Transfer:
         currency_code=transfer.currency_code,
         memo=transfer.memo,
         idempotency_key=transfer.idempotency_key,
-        create_time=_timestamp(transfer.create_time),
+        create_time=to_timestamp(transfer.create_time),
     )
 
 

@@ -7,14 +7,12 @@ google.rpc.Status.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
-from google.protobuf import timestamp_pb2
 from grpc import aio
 
 from paynow.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
-from services.framework import Unauthenticated, current_caller
+from services.framework import Unauthenticated, current_caller, to_timestamp
 
 from .domain import Registrations, Sessions, Tokens
 
@@ -24,19 +22,13 @@ FORWARDED_FOR_KEY = "x-forwarded-for"
 JWKS_MAX_AGE_S = 300
 
 
-def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def tokens_to_proto(tokens: Tokens) -> auth_pb2.Tokens:
     return auth_pb2.Tokens(
         access_token=tokens.access_token,
         token_type="Bearer",  # noqa: S106 - the OAuth token type, not a secret
-        access_token_expire_time=_timestamp(tokens.access_token_expire_time),
+        access_token_expire_time=to_timestamp(tokens.access_token_expire_time),
         refresh_token=tokens.refresh_token,
-        refresh_token_expire_time=_timestamp(tokens.refresh_token_expire_time),
+        refresh_token_expire_time=to_timestamp(tokens.refresh_token_expire_time),
     )
 
 

@@ -51,6 +51,7 @@ from ._paging import (
     encode_page_token,
     page_request,
 )
+from ._proto_time import to_timestamp
 from ._registry import Registry, RegistryError, ServiceEntry, load_registry
 from ._remote_errors import RemoteError, remote_error
 from ._sql_types import UtcDateTime
@@ -122,4 +123,5 @@ __all__ = [
     "register_secret",
     "remote_error",
     "to_status",
+    "to_timestamp",
 ]

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
 from paynow.merchant.v1 import merchant_pb2, payment_pb2
-from services.framework import Unauthenticated, current_caller
+from services.framework import Unauthenticated, current_caller, to_timestamp
 from services.merchant.domain import (
     ApiKey,
     ApiKeyState,
@@ -43,14 +39,6 @@ _PAYMENT_STATES = {
 }
 
 
-def _stamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def merchant_to_proto(merchant: Merchant) -> merchant_pb2.Merchant:
     return merchant_pb2.Merchant(
         id=merchant.id,
@@ -59,7 +47,7 @@ def merchant_to_proto(merchant: Merchant) -> merchant_pb2.Merchant:
         currency_code=merchant.currency_code,
         settlement_account_id=merchant.settlement_account_id,
         state=_MERCHANT_STATES[merchant.state],
-        create_time=_stamp(merchant.create_time),
+        create_time=to_timestamp(merchant.create_time),
     )
 
 
@@ -70,8 +58,8 @@ def api_key_to_proto(key: ApiKey) -> merchant_pb2.ApiKey:
         display_name=key.display_name,
         key_prefix=key.key_prefix,
         state=_KEY_STATES[key.state],
-        create_time=_stamp(key.create_time),
-        revoke_time=_stamp(key.revoke_time),
+        create_time=to_timestamp(key.create_time),
+        revoke_time=to_timestamp(key.revoke_time),
     )
 
 
@@ -86,10 +74,10 @@ def payment_to_proto(payment: Payment) -> payment_pb2.Payment:
         state=_PAYMENT_STATES[payment.state],
         amount_refunded_minor=payment.amount_refunded_minor,
         failure_reason=payment.failure_reason,
-        create_time=_stamp(payment.create_time),
-        expire_time=_stamp(payment.expire_time),
-        approve_time=_stamp(payment.approve_time),
-        update_time=_stamp(payment.update_time),
+        create_time=to_timestamp(payment.create_time),
+        expire_time=to_timestamp(payment.expire_time),
+        approve_time=to_timestamp(payment.approve_time),
+        update_time=to_timestamp(payment.update_time),
     )
 
 
@@ -100,7 +88,7 @@ def refund_to_proto(refund: Refund) -> payment_pb2.Refund:
         amount_minor=refund.amount_minor,
         currency_code=refund.currency_code,
         reason=refund.reason,
-        create_time=_stamp(refund.create_time),
+        create_time=to_timestamp(refund.create_time),
     )
 
 
