@@ -25,11 +25,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from scripts.bench_report import write_section  # noqa: E402 - needs the root on sys.path
-from tests.edge.library import (  # noqa: E402 - the repository root must be on sys.path first
+# The repository root is on the path through the project's editable install.
+from scripts.bench_report import write_section
+from tests.edge.library import (
     SERVICE,
     compile_library,
     free_port,
@@ -37,6 +35,8 @@ from tests.edge.library import (  # noqa: E402 - the repository root must be on 
     running,
     wait_backend_serving,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PUBLIC_PATH = "/v1/shelves/s1"

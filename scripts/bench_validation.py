@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from importlib.metadata import version
@@ -22,8 +21,8 @@ from google.protobuf.message import Message
 from paynow.auth.v1 import auth_service_pb2
 from paynow.merchant.v1 import payment_service_pb2
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.bench_report import write_section  # the repository root is on sys.path now
+# The repository root is on the path through the project's editable install.
+from scripts.bench_report import write_section
 
 
 def _per_call_us(fn: Callable[[], object], calls: int, rounds: int) -> float:
