@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import sys
 from collections.abc import Iterator
 
 import pytest
 from openapi_spec_validator import validate
 
 from tests.edge.library import (
-    SERVICE,
-    compile_library,
-    free_port,
-    pythonpath,
-    running,
-    wait_backend_serving,
+    library_edge,
 )
 
 pytestmark = pytest.mark.e2e
@@ -36,29 +29,9 @@ def get(port: int, path: str) -> tuple[int, str, bytes]:
 
 @pytest.fixture(scope="module")
 def edge_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    out = tmp_path_factory.mktemp("library")
-    descriptor_set = compile_library(out)
-    backend_port, port = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": pythonpath(out), "PAYNOW_EDGE_LOG_FORMAT": "json"}
-    env.pop("PAYNOW_INTERNAL_TOKEN", None)
-    backend_cmd = [sys.executable, "-m", "tests.edge.library_backend", "--port", str(backend_port)]
-    edge_cmd = [
-        sys.executable, "-m", "services.edge",
-        "--descriptor-set", str(descriptor_set),
-        "--backend", f"{SERVICE}=127.0.0.1:{backend_port}",
-        "--default-access", "public",
-        "--port", str(port),
-    ]  # fmt: skip
-    with running(backend_cmd, env) as backend:
-        try:
-            wait_backend_serving(backend_port)
-        except Exception:
-            print(backend.output())
-            raise
-        with running(edge_cmd, env) as process:
-            process.wait_for('"edge_started"')
-            assert get(port, "/healthz")[0] == 200, process.output()
-            yield port
+    with library_edge(tmp_path_factory.mktemp("library")) as (port, process):
+        assert get(port, "/healthz")[0] == 200, process.output()
+        yield port
 
 
 def test_openapi_json_is_a_valid_document_of_the_routed_methods(edge_port: int) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +14,7 @@ import pytest
 from tests.edge.library import (
     SERVICE,
     Process,
-    compile_library,
-    free_port,
-    pythonpath,
-    running,
-    wait_backend_serving,
+    library_edge,
 )
 
 pytestmark = pytest.mark.e2e
@@ -56,31 +50,11 @@ class Edge:
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     out = tmp_path_factory.mktemp("library")
-    descriptor_set = compile_library(out)
-    backend_port, edge_port = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": pythonpath(out), "PAYNOW_EDGE_LOG_FORMAT": "json"}
-    env.pop("PAYNOW_INTERNAL_TOKEN", None)
-    backend_cmd = [sys.executable, "-m", "tests.edge.library_backend", "--port", str(backend_port)]
-    edge_cmd = [
-        sys.executable, "-m", "services.edge",
-        "--descriptor-set", str(descriptor_set),
-        "--backend", f"{SERVICE}=127.0.0.1:{backend_port}",
-        "--default-access", "public",
-        "--port", str(edge_port),
-        "--cors-origin", ORIGIN,
-    ]  # fmt: skip
-    with running(backend_cmd, env) as backend:
-        try:
-            wait_backend_serving(backend_port)
-        except Exception:
-            print(backend.output())
-            raise
-        with running(edge_cmd, env) as process:
-            process.wait_for('"edge_started"')
-            gateway = Edge(edge_port, process)
-            status, _, body = gateway.request("GET", "/healthz")
-            assert status == 200, body
-            yield gateway
+    with library_edge(out, edge_args=["--cors-origin", ORIGIN]) as (port, process):
+        gateway = Edge(port, process)
+        status, _, body = gateway.request("GET", "/healthz")
+        assert status == 200, body
+        yield gateway
 
 
 def _error(body: Any) -> tuple[int, str]:

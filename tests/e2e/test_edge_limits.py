@@ -4,21 +4,14 @@ with a read timeout small enough to watch it work. The fixture waits on health, 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests.edge.library import (
-    SERVICE,
-    compile_library,
-    free_port,
-    pythonpath,
-    running,
-    wait_backend_serving,
+    library_edge,
 )
 
 pytestmark = pytest.mark.e2e
@@ -27,35 +20,13 @@ _READ_TIMEOUT_S = 1.0
 
 @pytest.fixture(scope="module")
 def edge_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    out = tmp_path_factory.mktemp("library")
-    descriptor_set = compile_library(out)
-    backend_port, port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": pythonpath(out),
-        "PAYNOW_EDGE_LOG_FORMAT": "json",
+    limits = {
         "PAYNOW_EDGE_READ_TIMEOUT_S": str(_READ_TIMEOUT_S),
         "PAYNOW_EDGE_HEADER_LIMIT_BYTES": "4096",
         "PAYNOW_EDGE_MAX_CONNECTIONS": "8",
     }
-    env.pop("PAYNOW_INTERNAL_TOKEN", None)
-    backend_cmd = [sys.executable, "-m", "tests.edge.library_backend", "--port", str(backend_port)]
-    edge_cmd = [
-        sys.executable, "-m", "services.edge",
-        "--descriptor-set", str(descriptor_set),
-        "--backend", f"{SERVICE}=127.0.0.1:{backend_port}",
-        "--default-access", "public",
-        "--port", str(port),
-    ]  # fmt: skip
-    with running(backend_cmd, env) as backend:
-        try:
-            wait_backend_serving(backend_port)
-        except Exception:
-            print(backend.output())
-            raise
-        with running(edge_cmd, env) as process:
-            process.wait_for('"edge_started"')
-            yield port
+    with library_edge(tmp_path_factory.mktemp("library"), env=limits) as (port, _):
+        yield port
 
 
 def _exchange(port: int, data: bytes) -> bytes:

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -153,3 +153,42 @@ def wait_backend_serving(port: int, timeout_s: float = 20.0) -> None:
                 stream.cancel()
                 return
     raise TimeoutError("the library backend never reported SERVING")
+
+
+@contextlib.contextmanager
+def library_edge(
+    out_dir: Path, *, env: Mapping[str, str] | None = None, edge_args: Sequence[str] = ()
+) -> Iterator[tuple[int, Process]]:
+    """The test library's backend and an edge in front of it, as real processes.
+
+    Compiles the library into `out_dir`, starts the backend and waits until it is SERVING,
+    starts the edge (public access, `edge_args` added) and waits for `edge_started`; yields
+    the edge's port and process. `env` adds variables to both.
+    """
+    descriptor_set = compile_library(out_dir)
+    backend_port, port = free_port(), free_port()
+    environ = {
+        **os.environ,
+        "PYTHONPATH": pythonpath(out_dir),
+        "PAYNOW_EDGE_LOG_FORMAT": "json",
+        **(env or {}),
+    }
+    environ.pop("PAYNOW_INTERNAL_TOKEN", None)
+    backend_cmd = [sys.executable, "-m", "tests.edge.library_backend", "--port", str(backend_port)]
+    edge_cmd = [
+        sys.executable, "-m", "services.edge",
+        "--descriptor-set", str(descriptor_set),
+        "--backend", f"{SERVICE}=127.0.0.1:{backend_port}",
+        "--default-access", "public",
+        "--port", str(port),
+        *edge_args,
+    ]  # fmt: skip
+    with running(backend_cmd, environ) as backend:
+        try:
+            wait_backend_serving(backend_port)
+        except Exception:
+            print(backend.output())
+            raise
+        with running(edge_cmd, environ) as process:
+            process.wait_for('"edge_started"')
+            yield port, process
