@@ -8,6 +8,10 @@ import sqlalchemy as sa
 from alembic import op
 
 from services.framework import UtcDateTime
+from services.framework.migration_ops import (
+    create_idempotency_records_v1,
+    drop_idempotency_records_v1,
+)
 
 revision = "0002"
 down_revision = "0001"
@@ -70,21 +74,11 @@ def upgrade() -> None:
     op.create_index(
         "ix_ledger_entries_account_time", "ledger_entries", ["account_id", "create_time", "id"]
     )
-    op.create_table(
-        "idempotency_records",
-        sa.Column("scope", sa.String(200), primary_key=True),
-        sa.Column("key", sa.String(255), primary_key=True),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
-        sa.Column("state", sa.String(12), nullable=False),
-        sa.Column("response", sa.LargeBinary),
-        sa.Column("lease_until", UtcDateTime, nullable=False),
-        sa.Column("create_time", UtcDateTime, nullable=False),
-    )
-    op.create_index("ix_idempotency_records_create_time", "idempotency_records", ["create_time"])
+    create_idempotency_records_v1()
 
 
 def downgrade() -> None:
-    op.drop_table("idempotency_records")
+    drop_idempotency_records_v1()
     op.drop_table("ledger_entries")
     op.drop_table("transfers")
     op.drop_table("accounts")

@@ -4,23 +4,15 @@ Revision ID: 0001
 Revises:
 """
 
-import sqlalchemy as sa
-from alembic import op
+from services.framework.migration_ops import create_service_metadata_v1, drop_service_metadata_v1
 
 revision = "0001"
 down_revision = None
 
 
 def upgrade() -> None:
-    # Key/value facts the service keeps about its own data (e.g. when it was created); the
-    # first revision exists so every database starts at a known, versioned schema.
-    table = op.create_table(
-        "service_metadata",
-        sa.Column("key", sa.String(64), primary_key=True),
-        sa.Column("value", sa.String(255), nullable=False),
-    )
-    op.bulk_insert(table, [{"key": "service", "value": "auth"}])
+    create_service_metadata_v1("auth")
 
 
 def downgrade() -> None:
-    op.drop_table("service_metadata")
+    drop_service_metadata_v1()

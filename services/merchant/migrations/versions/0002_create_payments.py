@@ -8,6 +8,10 @@ import sqlalchemy as sa
 from alembic import op
 
 from services.framework import UtcDateTime
+from services.framework.migration_ops import (
+    create_idempotency_records_v1,
+    drop_idempotency_records_v1,
+)
 
 revision = "0002"
 down_revision = "0001"
@@ -83,19 +87,10 @@ def upgrade() -> None:
         sa.CheckConstraint("amount_minor > 0", name="ck_refunds_positive"),
     )
     op.create_index("ux_refunds_key", "refunds", ["payment_id", "idempotency_key"], unique=True)
-    op.create_table(
-        "idempotency_records",
-        sa.Column("scope", sa.String(200), primary_key=True),
-        sa.Column("key", sa.String(255), primary_key=True),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
-        sa.Column("state", sa.String(12), nullable=False),
-        sa.Column("response", sa.LargeBinary),
-        sa.Column("lease_until", UtcDateTime, nullable=False),
-        sa.Column("create_time", UtcDateTime, nullable=False),
-    )
-    op.create_index("ix_idempotency_records_create_time", "idempotency_records", ["create_time"])
+    create_idempotency_records_v1()
 
 
 def downgrade() -> None:
-    for table in ("idempotency_records", "refunds", "payments", "api_keys", "merchants"):
+    drop_idempotency_records_v1()
+    for table in ("refunds", "payments", "api_keys", "merchants"):
         op.drop_table(table)
