@@ -35,6 +35,15 @@ def too_deep(body: bytes, limit: int) -> bool:
     recurses once per level, so a body of a million `[` would exhaust the stack first."""
     if body.count(b"[") + body.count(b"{") <= limit:
         return False  # cannot nest deeper than it has openers: the usual case, two C scans
+    encoding = json.detect_encoding(body)
+    if encoding != "utf-8":
+        # json.loads also reads UTF-16 and UTF-32, whose code units may hold a 0x22 byte
+        # (U+0122 is `22 01`) that would throw the scan out of step with the strings and
+        # hide brackets from it: scan the UTF-8 of the text json.loads would parse.
+        try:
+            body = body.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
+        except UnicodeError:
+            return False  # json.loads cannot decode it either: MALFORMED_JSON
     depth = 0
     for match in _NESTING.finditer(body):
         first = match.group()[0]
@@ -104,6 +113,10 @@ class BodyDecoder:
             text = str(exc)
             reason = "UNKNOWN_FIELD" if "no field named" in text else "INVALID_FIELD_VALUE"
             raise _bad_request(reason, text) from None
+        except OverflowError as exc:
+            # json_format lets float() fail through for a double given an integer past
+            # float range (`{"rating": 1e999}` is a ParseError, `10**400` written out is not).
+            raise _bad_request("INVALID_FIELD_VALUE", f"number out of range: {exc}") from None
 
 
 class ResponseEncoder:
