@@ -9,13 +9,18 @@ are skipped with the reason, except under CI=true, where that is a failure.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # Record every span in tests (services record only when exporting): the tracing tests read
 # spans from an in-memory exporter. Set before any service configures tracing.
 os.environ.setdefault("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+# Every edge a test starts (and the processes it spawns) gets budgets no test reaches by
+# accident; the rate-limit tests pass their own file.
+os.environ.setdefault(
+    "PAYNOW_EDGE_RATE_LIMITS_FILE", str(Path(__file__).with_name("rate_limits_relaxed.toml"))
+)
 import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest

@@ -105,13 +105,15 @@ class ApiKeyAuthenticator:
         secret = bearer_token(headers)
         if secret is None or not secret.startswith(API_KEY_PREFIX):
             return None
-        merchant_id = await self._lookup(secret) if len(secret) <= _MAX_SECRET_CHARS else None
+        if len(secret) > _MAX_SECRET_CHARS:
+            raise InvalidCredentials("the API key is not valid", reason="API_KEY_INVALID")
+        digest = hashlib.sha256(secret.encode()).digest()
+        merchant_id = await self._lookup(secret, digest)
         if merchant_id is None:
             raise InvalidCredentials("the API key is not valid", reason="API_KEY_INVALID")
-        return Identity(merchant_id=merchant_id)
+        return Identity(merchant_id=merchant_id, api_key=digest[:12].hex())
 
-    async def _lookup(self, secret: str) -> str | None:
-        digest = hashlib.sha256(secret.encode()).digest()
+    async def _lookup(self, secret: str, digest: bytes) -> str | None:
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > self._clock():
             self._cache.move_to_end(digest)

@@ -45,6 +45,9 @@ class Identity:
 
     user_id: str | None = None
     merchant_id: str | None = None
+    # A non-secret name of the API key used (a digest prefix): merchants' rate limits count
+    # per key. Not part of equality: it names the credential, not who the caller is.
+    api_key: str | None = dataclasses.field(default=None, compare=False)
 
 
 class InvalidCredentials(Exception):

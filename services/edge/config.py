@@ -18,6 +18,7 @@ from services.framework import ConfigError, Secret, load_registry
 
 from .auth import INTERNAL, PUBLIC
 from .metadata import TrustedProxies
+from .rate_limits import DEFAULT_RATE_LIMITS_FILE
 
 __all__ = ["DEFAULT_DESCRIPTOR_SET", "EdgeSettings", "load_edge_settings"]
 
@@ -65,6 +66,12 @@ class EdgeSettings:
     read_timeout_s: float = 30.0
     idle_timeout_s: float = 60.0
     max_connections: int = 4096
+    # Rate limits (docs/edge.md, "Rate limits"): the classes' budgets, and Redis to share
+    # them between replicas (None: each process keeps its own buckets).
+    rate_limits_file: Path = DEFAULT_RATE_LIMITS_FILE
+    redis_url: Secret | None = None
+    redis_prefix: str = "paynow:ratelimit:"
+    redis_timeout_ms: int = 100
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -202,6 +209,10 @@ def load_edge_settings(
         read_timeout_s=_seconds(env, "READ_TIMEOUT_S", 30.0),
         idle_timeout_s=_seconds(env, "IDLE_TIMEOUT_S", 60.0),
         max_connections=_int(env, "MAX_CONNECTIONS", None, 4096),
+        rate_limits_file=_path(env.get("PAYNOW_EDGE_RATE_LIMITS_FILE")) or DEFAULT_RATE_LIMITS_FILE,
+        redis_url=Secret(url) if (url := env.get("PAYNOW_EDGE_REDIS_URL")) else None,
+        redis_prefix=env.get("PAYNOW_EDGE_REDIS_PREFIX", "paynow:ratelimit:"),
+        redis_timeout_ms=_int(env, "REDIS_TIMEOUT_MS", None, 100),
     )
 
 

@@ -128,6 +128,8 @@ class MethodSpec:
     client_streaming: bool
     access: frozenset[int]
     bindings: tuple[Binding, ...]
+    # `(paynow.api.v1.access).rate_limit_class`; "" means the access level's own class.
+    rate_limit_class: str = ""
     # The whole set's comments and field options, shared by its methods (OpenAPI only).
     source: SourceInfo = dataclasses.field(default_factory=SourceInfo, compare=False, repr=False)
 
@@ -161,6 +163,13 @@ def _access(options: descriptor_pb2.MethodOptions, default: int) -> frozenset[in
         if allow:
             return frozenset(allow)
     return frozenset({default})
+
+
+def _rate_limit_class(options: descriptor_pb2.MethodOptions) -> str:
+    if options.HasExtension(access_annotations.access):
+        name: str = options.Extensions[access_annotations.access].rate_limit_class
+        return name
+    return ""
 
 
 def _add_file(pool: descriptor_pool.DescriptorPool, file: FileDescriptor) -> None:
@@ -208,6 +217,7 @@ def load_descriptor_set(
                         client_streaming=method.client_streaming,
                         access=_access(method.options, default_access),
                         bindings=bindings,
+                        rate_limit_class=_rate_limit_class(method.options),
                         source=source,
                     )
                 )

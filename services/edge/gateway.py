@@ -25,7 +25,7 @@ from services.framework import (
 )
 from services.framework._tracing import extract_context, inject_context, recording, tracer
 
-from .auth import AccessGate
+from .auth import AccessGate, Identity
 from .cors import Cors
 from .docs_page import DocsSite
 from .errors import EdgeError, backend_error, backend_reply
@@ -39,6 +39,7 @@ from .metadata import (
     response_headers,
 )
 from .query import FieldPathError, FieldValueError
+from .rate_limits import CREDENTIAL_FAILURES, Decision, RateLimiter, rate_limited
 from .routes import Route
 from .routing import Router
 from .server import HttpConnection, Request
@@ -71,6 +72,7 @@ class Gateway:
         deadline_s: float,
         internal_token: str | None,
         json_depth: int = DEFAULT_JSON_DEPTH,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._router = router
         self._pool = pool
@@ -79,6 +81,7 @@ class Gateway:
         self._cors = cors
         self._deadline_s = deadline_s
         self._json_depth = json_depth
+        self._limiter = limiter
         # /openapi.json and /docs: built once here, from exactly the methods routed.
         self._docs = DocsSite.from_methods(dict.fromkeys(r.spec for r in router.routes()))
         self._metrics = EdgeMetrics.of()
@@ -121,6 +124,11 @@ class Gateway:
         except TimeoutError:
             return False
         return True
+
+    async def close(self) -> None:
+        """Release what the gateway holds beyond its channels (the Redis connection)."""
+        if self._limiter is not None:
+            await self._limiter.close()
 
     async def _handle(
         self,
@@ -237,15 +245,42 @@ class Gateway:
             setattr(message, route.idempotency_field, value)
         return message
 
-    async def _metadata(
-        self, route: Route, request: Request, rid: str, parent: TraceParent | None
+    async def _admit(self, route: Route, request: Request, headers: list[bytes]) -> Identity | None:
+        """Authenticate the caller and spend its rate-limit token; the verified Identity
+        (None on a public route). Raises EdgeError 401/403, or 429 past a budget."""
+        identity = None
+        limiter = self._limiter
+        if not route.public:
+            if limiter is not None:
+                wait = limiter.blocked_for(request.client)
+                if wait:
+                    budget = limiter.budget(CREDENTIAL_FAILURES)
+                    raise rate_limited(budget, Decision(False, budget.burst, 0, wait, wait))
+            try:
+                identity = await self._gate.check(route.spec.access, request.headers)
+            except EdgeError as exc:
+                if exc.status == 401 and limiter is not None:
+                    refused = await limiter.failed_credentials(request.client)
+                    if refused is not None:
+                        budget = limiter.budget(CREDENTIAL_FAILURES)
+                        raise rate_limited(budget, refused) from None
+                raise
+        if limiter is not None:
+            budget, key = limiter.bucket(route.rate_limit_class, identity, request.client)
+            decision = await limiter.take(budget, key)
+            if not decision.allowed:
+                raise rate_limited(budget, decision)
+            headers.append(decision.headers(budget))
+        return identity
+
+    def _metadata(
+        self, identity: Identity | None, request: Request, rid: str, parent: TraceParent | None
     ) -> MetadataPairs:
         metadata: MetadataPairs = [(REQUEST_ID_KEY, rid), *self._base]
-        if not route.public:
-            identity = await self._gate.check(route.spec.access, request.headers)
-            if identity is not None and identity.user_id:
+        if identity is not None:
+            if identity.user_id:
                 metadata.append((USER_ID_KEY, identity.user_id))
-            if identity is not None and identity.merchant_id:
+            if identity.merchant_id:
                 metadata.append((MERCHANT_ID_KEY, identity.merchant_id))
         if request.grpc_metadata:
             metadata += forwarded_metadata(request.grpc_metadata)
@@ -268,7 +303,8 @@ class Gateway:
         headers: list[bytes],
         parent: TraceParent | None,
     ) -> int:
-        metadata = await self._metadata(route, request, rid, parent)
+        identity = await self._admit(route, request, headers)
+        metadata = self._metadata(identity, request, rid, parent)
         message = self._message(route, segments, request)
         timeout = self._deadline_s
         asked = request.headers.get(b"grpc-timeout")

@@ -41,6 +41,9 @@ class Route:
     path_setters: tuple[tuple[Variable, Setter], ...]
     idempotency_field: str | None
     public: bool
+    # The rate-limit class: the method's own, else `public` for public routes, else "" for
+    # the class of whoever authenticates (`user` or `merchant`).
+    rate_limit_class: str
     call: Any  # grpc.aio UnaryUnaryMultiCallable or UnaryStreamMultiCallable
 
 
@@ -87,6 +90,7 @@ def compile_route(
         path_setters=setters,
         idempotency_field=IDEMPOTENCY_FIELD if has_key else None,
         public=PUBLIC in spec.access,
+        rate_limit_class=spec.rate_limit_class or ("public" if PUBLIC in spec.access else ""),
         call=factory(
             spec.path,
             request_serializer=request_class.SerializeToString,

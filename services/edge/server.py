@@ -93,6 +93,7 @@ class Request:
 
     __slots__ = (
         "body",
+        "client",
         "grpc_metadata",
         "headers",
         "keep_alive",
@@ -111,6 +112,8 @@ class Request:
         self.body = b""
         self.keep_alive = True
         self.too_large = False
+        # The client's address (after trusted proxies); "" when the transport has none.
+        self.client = ""
 
 
 class HttpConnection(asyncio.Protocol):
@@ -329,6 +332,7 @@ class HttpConnection(asyncio.Protocol):
         if self._peer is not None:
             forwarded = request.headers.get(b"x-forwarded-for")
             address = client_address(self._peer, forwarded, self._trusted)
+            request.client = address
             request.grpc_metadata.append((FORWARDED_FOR_HEADER, address.encode("latin-1")))
         self._queue.append(request)
         self._phase = _SERVING
