@@ -84,6 +84,19 @@ bench: $(VENV)/.synced
 	$(PY) scripts/bench_validation.py --write docs/benchmarks.md
 	$(PY) scripts/bench_edge.py --write docs/benchmarks.md
 
+SOAK_MINUTES ?= 3
+FUZZ_SECONDS ?= 120
+
+.PHONY: soak fuzz
+# Drive SOAK_MINUTES (3) of mixed traffic through the whole stack; write memory growth and errors to docs/benchmarks.md.
+soak: $(VENV)/.synced
+	$(PY) scripts/soak.py --minutes $(SOAK_MINUTES) --write docs/benchmarks.md
+
+# Fuzz the edge's request decoding for FUZZ_SECONDS (120) from the seed corpus; crashes land in build/fuzz/.
+fuzz: $(VENV)/.synced
+	mkdir -p build/fuzz/corpus && cp tests/fuzz/corpus/* build/fuzz/corpus/
+	$(PY) tests/fuzz/fuzz_request_decoding.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/ -print_final_stats=1 build/fuzz/corpus
+
 # Start every service (SQLite, no other server needed); Ctrl-C stops them all.
 run: $(VENV)/.synced
 	$(PY) -m services.framework.stack
