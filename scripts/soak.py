@@ -767,6 +767,13 @@ def process_table(samples: Samples) -> list[str]:
     return lines
 
 
+def _euros(minor_units: int) -> str:
+    """Minor units as a decimal amount, by integer arithmetic (money is never a float)."""
+    sign = "-" if minor_units < 0 else ""
+    whole, cents = divmod(abs(minor_units), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
 def report(result: Result) -> str:
     tally = result.tally
     total = tally.total
@@ -795,8 +802,8 @@ def report(result: Result) -> str:
     lines += [
         "",
         f"Money: {result.checked} balances checked against what the soak moved "
-        f"(deposits {deposited / 100:.2f}, payments {paid / 100:.2f}, refunds "
-        f"{refunded / 100:.2f} EUR): {mismatch} mismatches.",
+        f"(deposits {_euros(deposited)}, payments {_euros(paid)}, refunds "
+        f"{_euros(refunded)} EUR): {mismatch} mismatches.",
         "",
         f"Requests by operation: {mix}.",
     ]
