@@ -17,12 +17,14 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
 import structlog
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import error_details_pb2
 
 from paynow.merchant.v1 import api_key_service_pb2
 from services.framework import CALLER_SERVICE_KEY, INTERNAL_TOKEN_KEY
 
 from .auth import Identity, InvalidCredentials, bearer_token
-from .errors import EdgeError
+from .errors import EdgeError, backend_status, retry_after_s
 
 __all__ = ["API_KEY_PREFIX", "API_KEY_SERVICE", "ApiKeyAuthenticator", "verify_with_merchant"]
 
@@ -60,8 +62,16 @@ def verify_with_merchant(channel: grpc.aio.Channel, internal_token: str | None) 
             if exc.code() in _REFUSALS:
                 return None
             _log.warning("api_key_check_failed", code=exc.code().name)
+            # merchant's own RetryInfo (OVERLOADED says when) or a second: the client is told
+            # when to retry, as for any other 503 the edge passes on.
+            retry_s = retry_after_s(backend_status(exc)) or 1
             raise EdgeError(
-                503, _C.UNAVAILABLE, "API_KEY_CHECK_UNAVAILABLE", "cannot check API keys now"
+                503,
+                _C.UNAVAILABLE,
+                "API_KEY_CHECK_UNAVAILABLE",
+                "cannot check API keys now; retry later",
+                headers=[("Retry-After", str(retry_s))],
+                details=[error_details_pb2.RetryInfo(retry_delay=Duration(seconds=retry_s))],
             ) from None
         _log.debug("api_key_verified", key_prefix=reply.key_prefix)
         merchant_id: str = reply.merchant_id

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
-from services.edge.api_keys import ApiKeyAuthenticator
+from services.edge.api_keys import API_KEY_SERVICE, ApiKeyAuthenticator, verify_with_merchant
 from services.edge.auth import Identity, InvalidCredentials
 from services.edge.errors import EdgeError
 
@@ -150,3 +153,55 @@ async def test_an_unreachable_merchant_is_503_and_not_cached() -> None:
     assert caught.value.status == 503
     merchant.unavailable = False
     assert await authenticator.authenticate(_bearer(_SECRET)) == Identity(merchant_id="mer_1")
+
+
+class _OverloadedMerchant:
+    """A real gRPC server whose VerifyApiKey answers `code` with an optional RetryInfo."""
+
+    def __init__(self, code: grpc.StatusCode, retry_s: int | None) -> None:
+        self.code, self.retry_s = code, retry_s
+
+    async def verify(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        status = status_pb2.Status(code=self.code.value[0], message="busy")
+        if self.retry_s is not None:
+            info = error_details_pb2.RetryInfo()
+            info.retry_delay.seconds = self.retry_s
+            status.details.add().Pack(info)
+        await context.abort_with_status(rpc_status.to_status(status))
+        return b""
+
+
+@pytest.mark.parametrize(
+    ("code", "retry_s", "expected"),
+    [
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 3, "3"),  # merchant at its concurrency bound
+        (grpc.StatusCode.UNAVAILABLE, None, "1"),  # no RetryInfo: a second
+    ],
+)
+async def test_a_merchant_without_a_verdict_is_a_503_saying_when_to_retry(
+    code: grpc.StatusCode, retry_s: int | None, expected: str
+) -> None:
+    merchant = _OverloadedMerchant(code, retry_s)
+    handler = grpc.method_handlers_generic_handler(
+        API_KEY_SERVICE,
+        {"VerifyApiKey": grpc.unary_unary_rpc_method_handler(merchant.verify)},
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            verify = verify_with_merchant(channel, "internal-token")
+            with pytest.raises(EdgeError) as raised:
+                await verify(_SECRET)
+    finally:
+        await server.stop(None)
+    error = raised.value
+    assert (error.status, error.reason) == (503, "API_KEY_CHECK_UNAVAILABLE")
+    assert dict(error.headers)["Retry-After"] == expected
+    details = json.loads(error.body())["details"]
+    assert details[1] == {
+        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+        "retryDelay": f"{expected}s",
+    }
