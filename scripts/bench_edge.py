@@ -27,6 +27,7 @@ from pathlib import Path
 
 # The repository root is on the path through the project's editable install.
 from scripts.bench_report import write_section
+from services.edge.rate_limits import write_unreachable_budgets
 from tests.edge.library import (
     SERVICE,
     compile_library,
@@ -156,7 +157,15 @@ def measure(args: argparse.Namespace, compiled: Path, descriptor_set: Path) -> l
     """The three runs, each a row: name, req/s, p50, p99, edge and backend CPU µs/request."""
     jwks, token = signed_in(compiled)
     backend_port, edge_port = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": pythonpath(compiled), "PAYNOW_EDGE_LOG_FORMAT": "json"}
+    # The limiter runs on every request (its cost is part of the edge's), with budgets that
+    # wrk cannot spend: a 429 would end the run (run_wrk refuses non-2xx answers).
+    limits = write_unreachable_budgets(compiled / "rate-limits.toml")
+    env = {
+        **os.environ,
+        "PYTHONPATH": pythonpath(compiled),
+        "PAYNOW_EDGE_LOG_FORMAT": "json",
+        "PAYNOW_EDGE_RATE_LIMITS_FILE": str(limits),
+    }
     pin = ["taskset", "-c", "0", sys.executable, "-m"]
     backend_cmd = [*pin, "tests.edge.library_backend", "--port", str(backend_port)]
     edge_cmd = [

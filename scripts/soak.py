@@ -38,6 +38,7 @@ from typing import Any
 
 # The repository root is on the path through the project's editable install.
 from scripts.bench_report import write_section
+from services.edge.rate_limits import write_unreachable_budgets
 from services.framework._registry import load_registry
 from services.framework._stack import Stack, StackError, free_ports, start_stack
 
@@ -61,22 +62,6 @@ right answer. Rate limits are raised far above the load, so the limiter is not m
 RSS is VmRSS from `/proc` for each service's process group."""
 
 _MiB = 1024 * 1024
-
-
-# --- the rate-limit classes the edge reads (PAYNOW_EDGE_RATE_LIMITS_FILE) -------------------
-
-# Every class the edge's routes name. All keyed by client address: the only key every
-# version of the format accepts, and with these budgets whose bucket is spent is moot.
-RATE_LIMIT_CLASSES = ("public", "user", "merchant", "auth-strict", "credential-failures")
-
-
-def rate_limits_toml() -> str:
-    """Budgets no soak can spend: a million tokens a second, a million in the bucket."""
-    blocks = [
-        f'[classes.{name}]\nkey = "client"\nrate = 1000000\nper_s = 1\nburst = 1000000\n'
-        for name in RATE_LIMIT_CLASSES
-    ]
-    return "\n".join(blocks)
 
 
 # --- counting ---------------------------------------------------------------------------------
@@ -689,8 +674,7 @@ async def soak(seconds: float, workers: int, sample_s: float, data_dir: Path) ->
     """Start the stack, run the traffic, sample RSS; the counts and samples."""
     registry = load_registry()
     ports = free_ports(registry.services)
-    limits = data_dir.parent / "rate-limits.toml"
-    limits.write_text(rate_limits_toml(), encoding="utf-8")
+    limits = write_unreachable_budgets(data_dir.parent / "rate-limits.toml")
     environ = {**os.environ, "PAYNOW_EDGE_RATE_LIMITS_FILE": str(limits)}
     environ.pop("PAYNOW_INTERNAL_TOKEN", None)
     async with start_stack(data_dir, ports=ports, env=environ) as stack:

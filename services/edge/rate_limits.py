@@ -48,6 +48,7 @@ __all__ = [
     "caller_key",
     "load_budgets",
     "rate_limited",
+    "write_unreachable_budgets",
 ]
 
 DEFAULT_RATE_LIMITS_FILE = Path(__file__).with_name("rate_limits.toml")
@@ -237,6 +238,17 @@ def load_budgets(path: Path) -> dict[str, Budget]:
             burst=_number(table, "burst", where, int),
         )
     return budgets
+
+
+def write_unreachable_budgets(path: Path, source: Path = DEFAULT_RATE_LIMITS_FILE) -> Path:
+    """Write to `path` the classes of `source` with budgets no load test can spend (a million
+    requests a second), so benchmarks measure the limiter's cost without its refusals."""
+    tables = [
+        f'[classes.{name}]\nkey = "{budget.key}"\nrate = 1000000\nper_s = 1\nburst = 1000000\n'
+        for name, budget in load_budgets(source).items()
+    ]
+    path.write_text("\n".join(tables), encoding="utf-8")
+    return path
 
 
 def client_key(address: str) -> str:
