@@ -43,7 +43,7 @@ from .rate_limits import CREDENTIAL_FAILURES, Decision, RateLimiter, rate_limite
 from .routes import Route
 from .routing import Router
 from .server import HttpConnection, Request
-from .telemetry import EdgeMetrics, TraceParent, trace_carrier
+from .telemetry import AccessLog, EdgeMetrics, TraceParent, trace_carrier
 
 __all__ = ["Gateway"]
 
@@ -85,6 +85,7 @@ class Gateway:
         # /openapi.json and /docs: built once here, from exactly the methods routed.
         self._docs = DocsSite.from_methods(dict.fromkeys(r.spec for r in router.routes()))
         self._metrics = EdgeMetrics.of()
+        self._access_log = AccessLog()
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -178,11 +179,10 @@ class Gateway:
             trace_id = format(span.get_span_context().trace_id, "032x")
         else:
             trace_id = parent.trace_id if parent is not None else ""
-        _log.info(
-            "http_request",
-            method=request.method,
-            route=label,
-            status=status,
+        self._access_log.write(
+            request.method,
+            label,
+            status,
             duration_ms=round(elapsed * 1000, 3),
             request_id=rid,
             trace_id=trace_id,

@@ -18,6 +18,7 @@ import collections
 import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import grpc
 import httptools
@@ -155,8 +156,8 @@ class HttpConnection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's does not subclass asyncio.Transport, so no isinstance).
+        self._transport = cast(asyncio.Transport, transport)
         counter = self._counter
         if counter.open >= self._limits.max_connections:
             # Answer before reading anything: the client learns to come back, and this

@@ -8,14 +8,20 @@ calls to backends carry the trace on, so edge → merchant → account is one tr
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
+import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-__all__ = ["EdgeMetrics", "TraceParent", "trace_carrier"]
+from services.framework._logging import json_sink, scrub
+
+__all__ = ["AccessLog", "EdgeMetrics", "TraceParent", "trace_carrier"]
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
@@ -62,6 +68,68 @@ class EdgeMetrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+
+class AccessLog:
+    """The edge's one `http_request` line per request.
+
+    Through structlog's processor chain a line costs about 17 µs, a sixth of what the edge
+    spends on a request of its own; written here as one json.dumps of a flat dict it costs
+    about 5 µs, in the same shape as every other line (`event`, `level`, `time`, secrets
+    scrubbed). Lines written while the loop runs are flushed together once per loop pass,
+    not once each. With console rendering, or a level above info, it defers to structlog.
+    """
+
+    def __init__(self) -> None:
+        self._sink: TextIO | None = json_sink()
+        self._encode = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+        self._flush_pending = False
+        self._log = structlog.get_logger("edge")
+
+    def write(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        *,
+        duration_ms: float,
+        request_id: str,
+        trace_id: str,
+    ) -> None:
+        sink = self._sink
+        if sink is None:
+            self._log.info(
+                "http_request",
+                method=method,
+                route=route,
+                status=status,
+                duration_ms=duration_ms,
+                request_id=request_id,
+                trace_id=trace_id,
+            )
+            return
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
+        line = self._encode(
+            {
+                "method": method,
+                "route": scrub(route),
+                "status": status,
+                "duration_ms": duration_ms,
+                "request_id": scrub(request_id),
+                "trace_id": trace_id,
+                "event": "http_request",
+                "level": "info",
+                "time": now[:-6] + "Z",
+            }
+        )
+        sink.write(line + "\n")
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush, sink)
+
+    def _flush(self, sink: TextIO) -> None:
+        self._flush_pending = False
+        sink.flush()
 
 
 def trace_carrier(headers: Mapping[bytes, bytes]) -> dict[str, str] | None:

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["REDACTED", "configure_logging", "redact", "register_secret"]
+__all__ = ["REDACTED", "configure_logging", "json_sink", "redact", "register_secret", "scrub"]
 
 REDACTED = "[REDACTED]"
 _SECRET_KEY = re.compile(r"password|token|secret|authorization|api[_-]?key|pepper", re.I)
@@ -18,6 +18,9 @@ _SECRET_KEY = re.compile(r"password|token|secret|authorization|api[_-]?key|peppe
 # a key-name rule cannot catch a token pasted into a message or an exception text.
 _secret_values: set[str] = set()
 _configured = False
+# Where configure_logging sends JSON lines at `info`; None for console rendering, a level
+# above info, or before configuration (json_sink()).
+_json_sink: TextIO | None = None
 
 
 def register_secret(value: str) -> None:
@@ -26,12 +29,27 @@ def register_secret(value: str) -> None:
         _secret_values.add(value)
 
 
+def scrub(text: str) -> str:
+    """`text` with every registered secret value masked."""
+    for secret in _secret_values:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def json_sink() -> TextIO | None:
+    """The stream JSON log lines go to when `info` lines are written as JSON, else None.
+
+    For a hot path writing one line per request without structlog's processor chain
+    (services/edge/telemetry.py AccessLog): it must write the same shape (`event`, `level`,
+    `time` keys) and pass string values through scrub().
+    """
+    return _json_sink
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        for secret in _secret_values:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
-        return value
+        return scrub(value)
     if isinstance(value, dict):
         return {
             k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _scrub(v)
@@ -61,7 +79,7 @@ def configure_logging(
 
     `fmt` is auto (JSON unless stdout is a terminal), json or console.
     """
-    global _configured  # noqa: PLW0603 - structlog's configuration is process-global too
+    global _configured, _json_sink  # noqa: PLW0603 - structlog's configuration is global too
     if _configured and not force:
         return
     out = stream or sys.stdout
@@ -88,3 +106,5 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     _configured = True
+    info = logging.getLevelNamesMapping()[level.upper()] <= logging.INFO
+    _json_sink = out if info and not console else None

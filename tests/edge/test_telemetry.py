@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from services.edge.telemetry import TraceParent
+import asyncio
+import io
+import json
+import re
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from services.edge.telemetry import AccessLog, TraceParent
+from services.framework import configure_logging, register_secret
+from services.framework._logging import REDACTED
 
 
 def test_a_valid_incoming_traceparent_keeps_its_trace_id() -> None:
@@ -23,3 +34,62 @@ def test_a_missing_or_malformed_traceparent_starts_a_new_trace() -> None:
         assert len(parent.trace_id) == 32
         assert parent.trace_id != "0" * 32
     assert TraceParent(None).trace_id != TraceParent(None).trace_id
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out, force=True)
+    try:
+        yield out
+    finally:
+        configure_logging(force=True)
+
+
+def _line(log: AccessLog, request_id: str = "req-1") -> None:
+    log.write("GET", "GET /v1/x/{id}", 200, duration_ms=1.5, request_id=request_id, trace_id="ab")
+
+
+async def test_the_access_line_has_the_shape_structlog_writes(json_logs: io.StringIO) -> None:
+    _line(AccessLog())
+    await asyncio.sleep(0)  # the flush runs once per loop pass
+    structlog.get_logger("edge").info(
+        "http_request",
+        method="GET",
+        route="GET /v1/x/{id}",
+        status=200,
+        duration_ms=1.5,
+        request_id="req-1",
+        trace_id="ab",
+    )
+    fast, slow = (json.loads(line) for line in json_logs.getvalue().splitlines())
+    assert list(fast) == list(slow)
+    assert {k: v for k, v in fast.items() if k != "time"} == {
+        k: v for k, v in slow.items() if k != "time"
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", fast["time"])
+    assert fast["time"][:16] == slow["time"][:16]
+
+
+async def test_the_access_line_scrubs_registered_secrets(json_logs: io.StringIO) -> None:
+    register_secret("internal-token-value")
+    _line(AccessLog(), request_id="internal-token-value")
+    await asyncio.sleep(0)
+    assert "internal-token-value" not in json_logs.getvalue()
+    assert json.loads(json_logs.getvalue())["request_id"] == REDACTED
+
+
+async def test_the_access_line_follows_the_level_and_console_format() -> None:
+    out = io.StringIO()
+    try:
+        configure_logging("warning", "json", stream=out, force=True)
+        _line(AccessLog())
+        configure_logging("info", "console", stream=out, force=True)
+        _line(AccessLog())
+        await asyncio.sleep(0)
+    finally:
+        configure_logging(force=True)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1  # the warning level hides it; the console renders it
+    assert "http_request" in lines[0]
+    assert not lines[0].startswith("{")
