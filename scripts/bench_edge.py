@@ -1,6 +1,6 @@
 """Benchmark the edge against the same call made directly over gRPC.
 
-    python scripts/bench_edge.py [--seconds 10] [--connections 16] [--write docs/benchmarks.md]
+    python scripts/bench_edge.py [--seconds 10] [--rounds 3] [--connections 16] [--write FILE]
 
 Starts the test library backend and the edge on 127.0.0.1, both pinned to core 0, and drives
 them from core 1: wrk for a public `GET /v1/shelves/s1` and for a USER `GET /v1/me/shelf`
@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -153,8 +154,9 @@ def signed_in(directory: Path) -> tuple[Path, str]:
 Row = tuple[str, float, float, float, float, float]
 
 
-def measure(args: argparse.Namespace, compiled: Path, descriptor_set: Path) -> list[Row]:
-    """The three runs, each a row: name, req/s, p50, p99, edge and backend CPU µs/request."""
+def measure(args: argparse.Namespace, compiled: Path, descriptor_set: Path) -> list[list[Row]]:
+    """Per round, the three runs, each a row: name, req/s, p50, p99, edge and backend CPU
+    µs/request."""
     jwks, token = signed_in(compiled)
     backend_port, edge_port = free_port(), free_port()
     # The limiter runs on every request (its cost is part of the edge's), with budgets that
@@ -175,7 +177,7 @@ def measure(args: argparse.Namespace, compiled: Path, descriptor_set: Path) -> l
     ]  # fmt: skip
     edge_url = f"http://127.0.0.1:{edge_port}"
     bearer = f"Authorization: Bearer {token}"
-    rows: list[Row] = []
+    rows: list[list[Row]] = []
     with running(backend_cmd, env) as backend, running(edge_cmd, env) as edge:
         wait_backend_serving(backend_port)
         _wait_http_ok(edge_port)
@@ -184,44 +186,66 @@ def measure(args: argparse.Namespace, compiled: Path, descriptor_set: Path) -> l
             ("public GET via edge (wrk)", edge_url + _PUBLIC_PATH, None),
             ("USER GET via edge, JWT (wrk)", edge_url + _USER_PATH, bearer),
         ]
-        for name, url, header in runs:
+        for _name, url, header in runs:
             run_wrk(url, 2, args.connections, header)  # warm-up (and the JWKS fetch)
+        # Rounds interleave the three runs, so a slow spell of a shared machine lands on all
+        # of them rather than on one; the report takes medians over rounds.
+        for _ in range(args.rounds):
+            round_rows: list[Row] = []
+            for name, url, header in runs:
+                before = cpu_seconds(pids[0]), cpu_seconds(pids[1])
+                n, rate, p50, p99 = run_wrk(url, args.seconds, args.connections, header)
+                edge_cpu = (cpu_seconds(pids[0]) - before[0]) / n * 1e6
+                backend_cpu = (cpu_seconds(pids[1]) - before[1]) / n * 1e6
+                round_rows.append((name, rate, p50, p99, edge_cpu, backend_cpu))
             before = cpu_seconds(pids[0]), cpu_seconds(pids[1])
-            n, rate, p50, p99 = run_wrk(url, args.seconds, args.connections, header)
-            edge_cpu = (cpu_seconds(pids[0]) - before[0]) / n * 1e6
-            backend_cpu = (cpu_seconds(pids[1]) - before[1]) / n * 1e6
-            rows.append((name, rate, p50, p99, edge_cpu, backend_cpu))
-        before = cpu_seconds(pids[0]), cpu_seconds(pids[1])
-        n, rate, p50, p99 = run_grpc_client(backend_port, args.seconds, args.connections)
-        direct_cpu = (cpu_seconds(pids[1]) - before[1]) / n * 1e6
-        rows.append(("same call, direct gRPC (Python)", rate, p50, p99, 0.0, direct_cpu))
+            n, rate, p50, p99 = run_grpc_client(backend_port, args.seconds, args.connections)
+            direct_cpu = (cpu_seconds(pids[1]) - before[1]) / n * 1e6
+            round_rows.append(("same call, direct gRPC (Python)", rate, p50, p99, 0.0, direct_cpu))
+            rows.append(round_rows)
     return rows
 
 
-def report(args: argparse.Namespace, rows: list[Row]) -> str:
-    """The table and the ratios, as Markdown."""
-    public, user, direct = rows
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _ratio(rounds: list[list[Row]], top: tuple[int, int], bottom: tuple[int, int]) -> str:
+    """Median over rounds of rows[top]/rows[bottom] (row, column), with the range."""
+    values = [r[top[0]][top[1]] / r[bottom[0]][bottom[1]] for r in rounds]  # type: ignore[operator]
+    if len(values) == 1:
+        return f"{values[0]:.2f}x"
+    return f"{_median(values):.2f}x ({min(values):.2f} to {max(values):.2f})"
+
+
+def report(args: argparse.Namespace, rounds: list[list[Row]]) -> str:
+    """The table (medians over rounds) and the ratios (median and range), as Markdown."""
     lines = [
-        f"{args.seconds} s per run, {args.connections} connections; edge and backend pinned to "
-        "core 0, load (wrk, or the Python gRPC client) on core 1; CPU in µs per request "
-        "(utime + stime from /proc).",
+        f"{args.rounds} rounds of {args.seconds} s per run, {args.connections} connections; "
+        "edge and backend pinned to core 0, load (wrk, or the Python gRPC client) on core 1; "
+        "CPU in µs per request (utime + stime from /proc); figures are medians over rounds, "
+        "ratios the median of each round's ratio with the range in brackets.",
         "",
         "| run | req/s | p50 ms | p99 ms | edge CPU | backend CPU |",
         "|---|---|---|---|---|---|",
     ]
-    for name, rate, p50, p99, edge_us, backend_us in rows:
+    for index, (name, *_) in enumerate(rounds[0]):
+        rate, p50, p99, edge_us, backend_us = (
+            _median([float(r[index][column]) for r in rounds]) for column in range(1, 6)
+        )
         edge_text = f"{edge_us:.0f}" if edge_us else "-"
         lines.append(
             f"| {name} | {rate:.0f} | {p50:.2f} | {p99:.2f} | {edge_text} | {backend_us:.0f} |"
         )
     lines += [
         "",
-        "| ratio (same run) | value | target |",
+        "| ratio (same rounds) | value | target |",
         "|---|---|---|",
-        f"| edge CPU / backend CPU, public GET | {public[4] / public[5]:.2f}x | ≤ 1.0x |",
-        f"| edge CPU / backend CPU, USER GET (JWT) | {user[4] / user[5]:.2f}x | - |",
-        f"| edge CPU, JWT / public | {user[4] / public[4]:.2f}x | ≤ 1.2x |",
-        f"| edge CPU public / backend CPU in the direct run | {public[4] / direct[5]:.2f}x | - |",
+        f"| edge CPU / backend CPU, public GET | {_ratio(rounds, (0, 4), (0, 5))} | ≤ 1.0x |",
+        f"| edge CPU / backend CPU, USER GET (JWT) | {_ratio(rounds, (1, 4), (1, 5))} | - |",
+        f"| edge CPU, JWT / public | {_ratio(rounds, (1, 4), (0, 4))} | ≤ 1.2x |",
+        "| edge CPU public / backend CPU in the direct run | "
+        f"{_ratio(rounds, (0, 4), (2, 5))} | - |",
     ]
     return "\n".join(lines)
 
@@ -230,6 +254,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--write", type=Path, help="also write the table into this Markdown file")
     parser.add_argument("--grpc-client", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
