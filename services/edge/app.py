@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ import grpc
 import structlog
 
 from services.framework import ConfigError, configure_logging, register_secret
+from services.framework._clients import CHANNEL_OPTIONS
 from services.framework._metrics import serve_metrics
 from services.framework._tracing import configure_tracing
 
@@ -32,32 +32,13 @@ from .tokens import AUTH_SERVICE, BearerJwtAuthenticator, jwks_from_auth, jwks_f
 __all__ = ["build_gateway", "main", "run"]
 
 _log = structlog.get_logger("edge")
-# As framework.connect(): retry only UNAVAILABLE (the request never reached a handler, so a
-# retry cannot apply a change twice), inside the call's deadline.
-_SERVICE_CONFIG = json.dumps(
-    {
-        "methodConfig": [
-            {
-                "name": [{}],
-                "retryPolicy": {
-                    "maxAttempts": 4,
-                    "initialBackoff": "0.1s",
-                    "maxBackoff": "1s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ]
-    }
-)
 
 
 def _channel(address: str, channels: dict[str, grpc.aio.Channel]) -> grpc.aio.Channel:
     if address not in channels:
-        channels[address] = grpc.aio.insecure_channel(
-            address,
-            options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)],
-        )
+        # As framework.connect(): round_robin over every address the name resolves to,
+        # retries of UNAVAILABLE only, reconnect back-off capped at 2 s.
+        channels[address] = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
     return channels[address]
 
 

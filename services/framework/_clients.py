@@ -25,7 +25,7 @@ from ._identity import (
 )
 from ._tracing import inject_context
 
-__all__ = ["close_channels", "connect", "outgoing_timeout"]
+__all__ = ["CHANNEL_OPTIONS", "close_channels", "connect", "outgoing_timeout"]
 
 T = TypeVar("T")
 
@@ -50,6 +50,17 @@ _SERVICE_CONFIG = json.dumps(
         ],
     }
 )
+
+# Every PayNow channel's options: the service config above, and a reconnect back-off capped
+# at 2 s (gRPC's default grows to two minutes, so a service restarted after a crash would
+# stay unreachable for its callers long after it is back). The edge's channels use them too.
+CHANNEL_OPTIONS: list[tuple[str, str | int]] = [
+    ("grpc.service_config", _SERVICE_CONFIG),
+    ("grpc.enable_retries", 1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
 
 _channels: dict[tuple[asyncio.AbstractEventLoop, str, ServiceSettings], grpc.aio.Channel] = {}
 
@@ -137,15 +148,7 @@ def connect(address: str, stub_class: type[T], *, settings: ServiceSettings) -> 
     if channel is None:
         channel = grpc.aio.insecure_channel(
             address,
-            options=[
-                ("grpc.service_config", _SERVICE_CONFIG),
-                ("grpc.enable_retries", 1),
-                # gRPC's default reconnect back-off grows to two minutes: a service restarted
-                # after a crash would stay unreachable for its callers long after it is back.
-                ("grpc.initial_reconnect_backoff_ms", 100),
-                ("grpc.min_reconnect_backoff_ms", 100),
-                ("grpc.max_reconnect_backoff_ms", 2000),
-            ],
+            options=CHANNEL_OPTIONS,
             interceptors=[_UnaryPropagation(settings), _StreamPropagation(settings)],
         )
         _channels[key] = channel

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 from typing import Any
 
@@ -44,7 +45,10 @@ class Library(library_pb2_grpc.LibraryServiceServicer):
     async def GetShelf(self, request: Any, context: Any) -> Any:
         return pb.Shelf(id=request.shelf_id, theme=f"theme of {request.shelf_id}", book_count=2**40)
 
-    GetShelfTheme = GetShelf
+    async def GetShelfTheme(self, request: Any, context: Any) -> Any:
+        # Says which backend process answered, so a test can see calls spread over several.
+        await context.send_initial_metadata((("x-backend-pid", str(os.getpid())),))
+        return await self.GetShelf(request, context)
 
     async def GetBook(self, request: Any, context: Any) -> Any:
         return pb.Book(name=request.name, title="Title", page_count=300)
