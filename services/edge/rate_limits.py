@@ -31,12 +31,13 @@ import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 from prometheus_client import Counter, Gauge
-from prometheus_client.registry import REGISTRY, CollectorRegistry
+from prometheus_client.registry import CollectorRegistry
 
 from services.framework import ConfigError
 
 from .auth import Identity
 from .errors import EdgeError
+from .telemetry import PerRegistry
 
 __all__ = [
     "CREDENTIAL_FAILURES",
@@ -54,15 +55,11 @@ __all__ = [
 DEFAULT_RATE_LIMITS_FILE = Path(__file__).with_name("rate_limits.toml")
 # The class every failed authentication spends, keyed by client address.
 CREDENTIAL_FAILURES = "credential-failures"
-# Classes a PayNow descriptor set needs even when no route names them.
-_LEVEL_CLASSES = ("public", "user", "merchant")
 _KEYS = frozenset({"client", "caller"})
 
 
-class RateLimitMetrics:
+class RateLimitMetrics(PerRegistry):
     """Refusals by class, and whether buckets are shared through Redis right now."""
-
-    _instances: dict[int, RateLimitMetrics] = {}
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.refused = Counter(
@@ -82,13 +79,6 @@ class RateLimitMetrics:
             "Rate-limit decisions taken in this process because Redis could not answer.",
             registry=registry,
         )
-
-    @classmethod
-    def of(cls, registry: CollectorRegistry = REGISTRY) -> RateLimitMetrics:
-        found = cls._instances.get(id(registry))
-        if found is None:
-            found = cls._instances[id(registry)] = cls(registry)
-        return found
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

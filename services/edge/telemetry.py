@@ -13,7 +13,7 @@ import datetime
 import json
 import os
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any, ClassVar, Self, TextIO, cast
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
@@ -21,16 +21,33 @@ from prometheus_client.registry import REGISTRY, CollectorRegistry
 
 from services.framework._logging import json_sink, scrub
 
-__all__ = ["AccessLog", "EdgeMetrics", "TraceParent", "trace_carrier"]
+__all__ = ["AccessLog", "EdgeMetrics", "PerRegistry", "TraceParent", "trace_carrier"]
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
-class EdgeMetrics:
-    """http_requests_total, http_request_duration_seconds and http_requests_in_flight."""
+class PerRegistry:
+    """Metric families register once per registry, so each subclass keeps one instance per
+    registry: `of()` in the process (the default registry), `Cls(CollectorRegistry())` in
+    tests that read their own."""
 
-    _instances: dict[int, EdgeMetrics] = {}
+    _instances: ClassVar[dict[tuple[type, int], Any]] = {}
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        del registry  # subclasses register their families in it
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry = REGISTRY) -> Self:
+        key = (cls, id(registry))
+        found = PerRegistry._instances.get(key)
+        if found is None:
+            found = PerRegistry._instances[key] = cls(registry)
+        return cast(Self, found)
+
+
+class EdgeMetrics(PerRegistry):
+    """http_requests_total, http_request_duration_seconds and http_requests_in_flight."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -50,13 +67,6 @@ class EdgeMetrics:
             "http_requests_in_flight", "HTTP requests being answered now.", registry=registry
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-    @classmethod
-    def of(cls, registry: CollectorRegistry = REGISTRY) -> EdgeMetrics:
-        found = cls._instances.get(id(registry))
-        if found is None:
-            found = cls._instances[id(registry)] = cls(registry)
-        return found
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)

@@ -139,3 +139,17 @@ async def open_shop(http: Http, owner_token: str) -> tuple[dict[str, Any], str]:
     )
     assert key.status == 200, key.body
     return merchant, key.json["secret"]
+
+
+async def create_payment(http: Http, api_key: str, amount_minor: int) -> dict[str, Any]:
+    """A EUR payment of `amount_minor` created with the merchant's API key, awaiting approval."""
+    created = await http.call(
+        "POST",
+        "/v1/payments",
+        {"amountMinor": str(amount_minor), "currencyCode": "EUR", "description": "tea"},
+        token=api_key,
+        Idempotency_Key=secrets.token_hex(8),
+    )
+    assert created.status == 200, created.body
+    payment: dict[str, Any] = created.json
+    return payment

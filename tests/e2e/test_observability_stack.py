@@ -16,7 +16,7 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from tests.e2e.paynow_http import PayNow, open_shop, running_paynow, sign_up
+from tests.e2e.paynow_http import PayNow, create_payment, open_shop, running_paynow, sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -102,25 +102,18 @@ async def pay_once(paynow: PayNow) -> tuple[str, str]:
         Idempotency_Key=secrets.token_hex(8),
     )
     _, key = await open_shop(http, owner_token)
-    payment = await http.call(
-        "POST",
-        "/v1/payments",
-        {"amountMinor": "200", "currencyCode": "EUR", "description": "tea"},
-        token=key,
-        Idempotency_Key=secrets.token_hex(8),
-    )
-    assert payment.status == 200, payment.body
+    payment = await create_payment(http, key, 200)
     request_id = "approve-" + secrets.token_hex(6)
     approved = await http.call(
         "POST",
-        f"/v1/payments/{payment.json['id']}:approve",
+        f"/v1/payments/{payment['id']}:approve",
         {},
         token=payer_token,
         Idempotency_Key=secrets.token_hex(8),
         x_request_id=request_id,
     )
     assert approved.status == 200, approved.body
-    return request_id, payment.json["id"]
+    return request_id, payment["id"]
 
 
 async def test_every_process_counts_its_rpcs_by_method_and_code(paynow: PayNow) -> None:

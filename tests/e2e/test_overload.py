@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -26,7 +25,14 @@ from grpc_status import rpc_status
 
 from paynow.merchant.v1 import merchant_service_pb2, merchant_service_pb2_grpc
 from services.framework import CALLER_SERVICE_KEY, INTERNAL_TOKEN_KEY, USER_ID_KEY
-from tests.e2e.paynow_http import PayNow, Reply, open_shop, running_paynow, sign_up
+from tests.e2e.paynow_http import (
+    PayNow,
+    Reply,
+    create_payment,
+    open_shop,
+    running_paynow,
+    sign_up,
+)
 
 pytestmark = pytest.mark.e2e
 _TIMEOUT_S = 30.0
@@ -121,14 +127,7 @@ async def test_a_saturated_service_refuses_at_once_and_the_edge_sheds_then_recov
     http = paynow.http
     _, owner_token = await sign_up(http, "busy-owner")
     merchant, secret = await open_shop(http, owner_token)
-    created = await http.call(
-        "POST",
-        "/v1/payments",
-        {"amountMinor": "300", "currencyCode": "EUR", "description": "tea"},
-        token=secret,
-        Idempotency_Key=secrets.token_hex(8),
-    )
-    assert created.status == 200, created.body
+    created = await create_payment(http, secret, 300)
     read_path = f"/v1/merchants/{merchant['id']}"
     assert (await http.call("GET", read_path, token=owner_token)).status == 200
 
@@ -140,7 +139,7 @@ async def test_a_saturated_service_refuses_at_once_and_the_edge_sheds_then_recov
     )
     request = merchant_service_pb2.GetMerchantRequest(id=merchant["id"])
 
-    watch, first = await Watch.open(http.port, created.json["id"], secret)
+    watch, first = await Watch.open(http.port, created["id"], secret)
     assert first["state"] == "PAYMENT_STATE_REQUIRES_APPROVAL"
     try:
         # Directly: refused at once (well inside the deadline), not queued behind the watch.
