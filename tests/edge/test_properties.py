@@ -607,7 +607,13 @@ def test_the_http_parser_never_raises_out_of_data_received(chunks: list[bytes]) 
     """Whatever bytes arrive, in whatever pieces, over a real socket, the connection answers
     or closes; nothing reaches the loop's exception handler (which is where an exception
     out of data_received, or out of a request's task, would go)."""
-    errors, response = asyncio.run(_feed(chunks))
+    # A loop of its own, never made the thread's current one: asyncio.run() would leave the
+    # main thread without a current loop, which later tests' fixtures still ask for.
+    loop = asyncio.new_event_loop()
+    try:
+        errors, response = loop.run_until_complete(_feed(chunks))
+    finally:
+        loop.close()
     assert errors == []
     assert not response or response.startswith(b"HTTP/1.1 ")
 
