@@ -121,7 +121,12 @@ class Decision:
 
     def headers(self, budget: Budget) -> bytes:
         """The RateLimit-* header lines (CRLF-terminated) describing this decision."""
-        return b"".join(b"%s: %s\r\n" % pair for pair in self.header_pairs(budget))
+        # One format, not header_pairs() joined: this runs on every limited request.
+        return (
+            b"ratelimit-limit: %d\r\nratelimit-remaining: %d\r\nratelimit-reset: %d\r\n"
+            b"ratelimit-policy: %s\r\n"
+            % (self.limit, self.remaining, math.ceil(self.reset_s), budget.policy_header)
+        )
 
     def header_pairs(self, budget: Budget) -> list[tuple[bytes, bytes]]:
         """RateLimit-Limit, -Remaining, -Reset (seconds until the bucket is full again) and
@@ -339,12 +344,13 @@ class RateLimiter:
         """Seconds this client must still wait after spending its credential failures."""
         if not self._blocked:
             return 0.0
-        until = self._blocked.get(client_key(client))
+        key = client_key(client)
+        until = self._blocked.get(key)
         if until is None:
             return 0.0
         left = until - time.monotonic()
         if left <= 0:
-            del self._blocked[client_key(client)]
+            del self._blocked[key]
             return 0.0
         return left
 

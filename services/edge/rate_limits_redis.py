@@ -20,6 +20,8 @@ import redis.asyncio
 import redis.exceptions
 import structlog
 
+from services.framework import ConfigError
+
 from .rate_limits import Budget, Decision, RateLimitMetrics
 
 __all__ = ["RedisBuckets"]
@@ -57,12 +59,16 @@ class RedisBuckets:
         timeout_s: float = 0.1,
         metrics: RateLimitMetrics | None = None,
     ) -> None:
-        self._client: Any = redis.asyncio.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry_on_timeout=False,
-        )
+        try:
+            self._client: Any = redis.asyncio.Redis.from_url(
+                url,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                retry_on_timeout=False,
+            )
+        except ValueError as exc:
+            # redis-py's messages name the part that is wrong, never the URL (a secret).
+            raise ConfigError(f"PAYNOW_EDGE_REDIS_URL: {exc}") from None
         self._script = self._client.register_script(_GCRA)
         self._prefix = prefix
         self._metrics = metrics or RateLimitMetrics.of()

@@ -93,6 +93,9 @@ def test_reset_says_when_the_bucket_is_full_again() -> None:
         "ratelimit-limit: 5\r\nratelimit-remaining: 3\r\nratelimit-reset: 20\r\n"
         "ratelimit-policy: 5;w=50\r\n"
     )
+    # The 429's header pairs say the same as the lines every limited response carries.
+    pairs = b"".join(b"%s: %s\r\n" % pair for pair in second.header_pairs(budget))
+    assert pairs.decode() == header
 
 
 def test_the_map_drops_callers_whose_buckets_are_full_again() -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
 from services.edge.rate_limits import Budget, RateLimiter, RateLimitMetrics
 from services.edge.rate_limits_redis import RedisBuckets
+from services.framework import ConfigError
 from tests.edge.redis_server import private_redis, shared_redis_url, unique_prefix
 
 
@@ -111,3 +113,12 @@ async def test_the_limiter_returns_to_redis_when_it_is_back(tmp_path: Path) -> N
             assert registry.get_sample_value("paynow_edge_rate_limit_redis_up") == 1
         finally:
             await limiter.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://:hunter2hunter2@cache:6379/0", "redis://:hunter2hunter2@cache:port/0"]
+)
+def test_a_malformed_redis_url_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(ConfigError, match="PAYNOW_EDGE_REDIS_URL") as raised:
+        RedisBuckets(url)
+    assert "hunter2hunter2" not in str(raised.value)
