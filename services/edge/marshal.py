@@ -19,12 +19,15 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from .errors import EdgeError
+from .json_encoding import compile_encoder
 
 __all__ = ["DEFAULT_JSON_DEPTH", "HTTP_BODY", "BodyDecoder", "ResponseEncoder", "too_deep"]
 
 HTTP_BODY = "google.api.HttpBody"
 _JSON = "application/json"
 DEFAULT_JSON_DEPTH = 32
+# Built once: json.dumps with any option set builds a new JSONEncoder per call.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # Brackets, and whole strings (whose brackets do not nest anything) skipped in one match.
 _NESTING = re.compile(rb'[\[\]{}]|"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _OPENERS = frozenset(b"[{")
@@ -125,7 +128,6 @@ class ResponseEncoder:
     def __init__(
         self, message: Descriptor, response_body: str, pool: descriptor_pool.DescriptorPool
     ):
-        self._pool = pool
         self._field: FieldDescriptor | None = None
         target = message
         if response_body:
@@ -136,11 +138,9 @@ class ResponseEncoder:
             if field.message_type is not None and not field.is_repeated:
                 target = field.message_type
         self.raw = target.full_name == HTTP_BODY
-
-    def _dict(self, message: Message) -> Any:
-        return json_format.MessageToDict(
-            message, always_print_fields_with_no_presence=True, descriptor_pool=self._pool
-        )
+        # The whole response's encoder; for a response_body field, the field's message type's
+        # (a scalar or repeated field is taken out of the whole response's JSON).
+        self._to_json = compile_encoder(target, pool)
 
     def encode(self, message: Message) -> tuple[bytes, str]:
         """The body bytes and their content type."""
@@ -149,9 +149,9 @@ class ResponseEncoder:
             raw: Any = message if field is None else getattr(message, field.name)
             return raw.data, raw.content_type or "application/octet-stream"
         if field is None:
-            value = self._dict(message)
+            value = self._to_json(message)
         elif field.message_type is not None and not field.is_repeated:
-            value = self._dict(getattr(message, field.name))
+            value = self._to_json(getattr(message, field.name))
         else:
-            value = self._dict(message).get(field.json_name)
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(), _JSON
+            value = self._to_json(message).get(field.json_name)
+        return _dumps(value).encode(), _JSON
