@@ -127,7 +127,8 @@ class Gateway:
         return True
 
     async def close(self) -> None:
-        """Release what the gateway holds beyond its channels (the Redis connection)."""
+        """Write out buffered access lines; release the Redis connection."""
+        self._access_log.flush()
         if self._limiter is not None:
             await self._limiter.close()
 

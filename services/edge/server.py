@@ -338,7 +338,7 @@ class HttpConnection(asyncio.Protocol):
         self._queue.append(request)
         self._phase = _SERVING
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._serve())
+            self._worker = self._loop.create_task(self._serve())
 
     async def _serve(self) -> None:
         try:

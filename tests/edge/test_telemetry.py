@@ -93,3 +93,22 @@ async def test_the_access_line_follows_the_level_and_console_format() -> None:
     assert len(lines) == 1  # the warning level hides it; the console renders it
     assert "http_request" in lines[0]
     assert not lines[0].startswith("{")
+
+
+async def test_access_lines_are_written_out_within_the_flush_interval() -> None:
+    """Lines wait in the stream's buffer (no write per request) and reach the output within
+    FLUSH_INTERVAL_S, or at once on flush()."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8")
+    try:
+        configure_logging("info", "json", stream=stream, force=True)
+        log = AccessLog()
+        _line(log)
+        assert raw.getvalue() == b""
+        await asyncio.sleep(AccessLog.FLUSH_INTERVAL_S * 2)
+        assert json.loads(raw.getvalue())["event"] == "http_request"
+        _line(log, request_id="req-2")
+        log.flush()
+        assert json.loads(raw.getvalue().splitlines()[-1])["request_id"] == "req-2"
+    finally:
+        configure_logging(force=True)
