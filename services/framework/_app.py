@@ -85,6 +85,11 @@ class ServiceApp:
         """
         self._jobs.add(BackgroundJob(name, run, interval_s))
 
+    @property
+    def background_jobs(self) -> tuple[BackgroundJob, ...]:
+        """The jobs added so far, in order: a test checks the wiring without waiting for a run."""
+        return self._jobs.jobs
+
     def add_service(
         self,
         servicer: Any,

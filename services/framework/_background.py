@@ -33,6 +33,10 @@ class BackgroundJobs:
         self._jobs: list[BackgroundJob] = []
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def jobs(self) -> tuple[BackgroundJob, ...]:
+        return tuple(self._jobs)
+
     def add(self, job: BackgroundJob) -> None:
         self._jobs.append(job)
 
