@@ -25,7 +25,7 @@ from services.framework import (
 
 from .account_client import GrpcAccountDirectory
 from .config import AuthSettings
-from .domain import Registrations, Sessions, ThrottlePolicy
+from .domain import Registrations, Retention, Sessions, ThrottlePolicy
 from .keys import JwtSigner, KeyRing, ensure_signing_key
 from .passwords import Argon2Passwords
 from .storage import SqlAuthUnitOfWork
@@ -45,6 +45,7 @@ class AuthService:
     registrations: Registrations
     keys: KeyRing
     sweep_after: timedelta
+    retention: Retention
 
     async def sweep(self) -> int:
         """Run the registration sweep once now (what the background job does)."""
@@ -83,6 +84,8 @@ def wire(settings: AuthSettings, *, clock: Callable[[], datetime] = _utc_now) ->
             window_s=settings.login_failure_window_s,
         )
 
+    email_policy = policy(settings.login_email_free_failures)
+    address_policy = policy(settings.login_address_free_failures)
     sessions = Sessions(
         uow,
         hasher,
@@ -93,8 +96,14 @@ def wire(settings: AuthSettings, *, clock: Callable[[], datetime] = _utc_now) ->
             ttl=timedelta(seconds=settings.access_token_ttl_s),
         ),
         refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_s),
-        email_policy=policy(settings.login_email_free_failures),
-        address_policy=policy(settings.login_address_free_failures),
+        email_policy=email_policy,
+        address_policy=address_policy,
+        clock=clock,
+    )
+    retention = Retention(
+        uow,
+        token_retention=timedelta(seconds=settings.refresh_token_retention_s),
+        throttle_policies=[email_policy, address_policy],
         clock=clock,
     )
     app = ServiceApp(
@@ -110,12 +119,18 @@ def wire(settings: AuthSettings, *, clock: Callable[[], datetime] = _utc_now) ->
         auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"],
     )
     service = AuthService(
-        app, registrations, keys, timedelta(seconds=settings.registration_sweep_after_s)
+        app,
+        registrations,
+        keys,
+        timedelta(seconds=settings.registration_sweep_after_s),
+        retention,
     )
     # Finishes sign-ups interrupted between the two databases (registration.py).
     app.add_background_job(
         "registration-sweep", service.sweep, interval_s=settings.registration_sweep_interval_s
     )
+    # Keeps the token and throttle tables from growing forever (domain/retention.py).
+    app.add_background_job("retention-purge", retention.purge, interval_s=settings.purge_interval_s)
     return service
 
 

@@ -47,6 +47,11 @@ class AuthSettings(ServiceSettings):
     # The registration sweep: how often it runs, and how old a PENDING sign-up must be.
     registration_sweep_interval_s: float = 60.0
     registration_sweep_after_s: float = 60.0
+    # The retention purge (domain/retention.py): how often it runs, and how long a refresh
+    # token is kept after it expired (a week, so an incident can still trace one presented
+    # late to its session; refusing it needs no row).
+    purge_interval_s: float = 3600.0
+    refresh_token_retention_s: int = 7 * 24 * 3600
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,10 +62,13 @@ class AuthSettings(ServiceSettings):
             "LOGIN_LOCK_BASE_S": self.login_lock_base_s,
             "LOGIN_LOCK_MAX_S": self.login_lock_max_s,
             "REGISTRATION_SWEEP_INTERVAL_S": self.registration_sweep_interval_s,
+            "PURGE_INTERVAL_S": self.purge_interval_s,
         }
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"PAYNOW_AUTH_{name}: must be positive")
+        if self.refresh_token_retention_s < 0:
+            raise ConfigError("PAYNOW_AUTH_REFRESH_TOKEN_RETENTION_S: must not be negative")
         self.signing_key_path  # noqa: B018 - raises ConfigError now rather than at start-up
         code = self.default_currency
         if len(code) != 3 or not code.isalpha() or not code.isupper():

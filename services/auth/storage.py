@@ -6,7 +6,7 @@ password or a token: only argon2id hashes and SHA-256 digests of refresh tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     delete,
     insert,
+    or_,
     select,
     update,
 )
@@ -75,7 +76,7 @@ refresh_tokens = Table(
     Column("family_id", String(40), ForeignKey("token_families.id"), nullable=False, index=True),
     Column("account_id", String(40), nullable=False),
     Column("create_time", UtcDateTime, nullable=False),
-    Column("expire_time", UtcDateTime, nullable=False),
+    Column("expire_time", UtcDateTime, nullable=False, index=True),
     Column("used_time", UtcDateTime),
 )
 
@@ -84,7 +85,7 @@ login_throttles = Table(
     metadata,
     Column("key", String(100), primary_key=True),
     Column("failures", Integer, nullable=False),
-    Column("last_failure_time", UtcDateTime, nullable=False),
+    Column("last_failure_time", UtcDateTime, nullable=False, index=True),
     Column("locked_until", UtcDateTime),
 )
 
@@ -228,6 +229,23 @@ class SqlSessionRepository:
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    async def delete_expired_tokens(self, expired_before: datetime, limit: int) -> list[str]:
+        t = refresh_tokens
+        # DELETE has no portable LIMIT: the batch is picked by a subquery on the primary key.
+        batch = select(t.c.token_hash).where(t.c.expire_time < expired_before).limit(limit)
+        query = delete(t).where(t.c.token_hash.in_(batch)).returning(t.c.family_id)
+        return list((await self._session.execute(query)).scalars())
+
+    async def delete_empty_families(self, family_ids: Collection[str]) -> int:
+        if not family_ids:
+            return 0
+        f, t = token_families, refresh_tokens
+        has_token = select(t.c.token_hash).where(t.c.family_id == f.c.id).exists()
+        result = await self._session.execute(
+            delete(f).where(f.c.id.in_(list(family_ids)), ~has_token)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
 
 class SqlThrottleRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -250,6 +268,19 @@ class SqlThrottleRepository:
 
     async def delete(self, key: str) -> None:
         await self._session.execute(delete(login_throttles).where(login_throttles.c.key == key))
+
+    async def delete_expired(self, failed_before: datetime, now: datetime, limit: int) -> int:
+        t = login_throttles
+        batch = (
+            select(t.c.key)
+            .where(
+                t.c.last_failure_time < failed_before,
+                or_(t.c.locked_until.is_(None), t.c.locked_until <= now),
+            )
+            .limit(limit)
+        )
+        result = await self._session.execute(delete(t).where(t.c.key.in_(batch)))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class SqlAuthUnitOfWork:

@@ -1,4 +1,4 @@
-"""The auth service's domain: credentials, registration, sessions and login throttling.
+"""The auth service's domain: credentials, registration, sessions, login throttling, retention.
 
 Nothing here imports gRPC, protobuf, SQLAlchemy, argon2 or PyJWT: those live behind the
 ports in `ports.py`, so these rules are tested in milliseconds with in-memory fakes.
@@ -36,6 +36,7 @@ from .ports import (
     ThrottleRepository,
 )
 from .registration import Registrations, email_key
+from .retention import Retention
 from .sessions import Sessions, hash_refresh_token
 from .throttle import ThrottlePolicy
 
@@ -59,6 +60,7 @@ __all__ = [
     "RefreshTokenInvalid",
     "RefreshTokenReused",
     "Registrations",
+    "Retention",
     "SessionRepository",
     "Sessions",
     "SignedToken",

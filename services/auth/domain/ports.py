@@ -4,7 +4,7 @@ the account service. The adapters in `storage.py`, `passwords.py`, `keys.py` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -74,6 +74,15 @@ class SessionRepository(Protocol):
         """Mark an unused token used; False if it was used already (a concurrent refresh)."""
         ...
 
+    async def delete_expired_tokens(self, expired_before: datetime, limit: int) -> list[str]:
+        """Delete at most `limit` tokens that expired before the time; returns the family id
+        of each one deleted (one entry per token, so repeats are possible)."""
+        ...
+
+    async def delete_empty_families(self, family_ids: Collection[str]) -> int:
+        """Delete those of the families that have no token left; returns how many."""
+        ...
+
 
 class ThrottleRepository(Protocol):
     async def get_many(self, keys: Sequence[str]) -> dict[str, Throttle]: ...
@@ -81,6 +90,11 @@ class ThrottleRepository(Protocol):
     async def save(self, throttle: Throttle) -> None: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def delete_expired(self, failed_before: datetime, now: datetime, limit: int) -> int:
+        """Delete at most `limit` throttles whose last failure is before `failed_before` and
+        that are not locked at `now`; returns how many."""
+        ...
 
 
 class AuthUnitOfWork(Protocol):

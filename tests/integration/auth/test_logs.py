@@ -63,3 +63,19 @@ async def test_reuse_is_logged_as_a_security_event_with_the_family(stack: AuthSt
     assert reused["log_level"] == "warning"
     assert reused["account_id"] == account_id
     assert reused["family_id"].startswith("ses_")
+
+
+async def test_the_purge_logs_counts_and_never_a_digest(stack: AuthStack) -> None:
+    """expired_rows_purged counts rows per table; no token or digest reaches any line."""
+    email, _ = await stack.register()
+    tokens = await stack.login(email)
+    stack.clock.advance(
+        stack.settings.refresh_token_ttl_s + stack.settings.refresh_token_retention_s + 1
+    )
+    with capture_logs() as logs:
+        await stack.service.retention.purge()
+    lines = json.dumps(logs, default=str)
+    assert tokens.refresh_token not in lines
+    assert hash_refresh_token(tokens.refresh_token) not in lines
+    [purged] = [entry for entry in logs if entry["event"] == "expired_rows_purged"]
+    assert (purged["refresh_tokens"], purged["token_families"]) == (1, 1)

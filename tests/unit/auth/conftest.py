@@ -6,11 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from services.auth.domain import Registrations, Sessions, ThrottlePolicy
+from services.auth.domain import Registrations, Retention, Sessions, ThrottlePolicy
 
 from .fakes import Clock, FakeAccounts, FakeHasher, FakeSigner, InMemoryStore
 
 PASSWORD = "correct horse battery staple"
+REFRESH_TTL = timedelta(days=30)
+RETENTION = timedelta(days=7)
+EMAIL_POLICY = ThrottlePolicy(free_failures=3, base_delay_s=1, max_delay_s=60)
+ADDRESS_POLICY = ThrottlePolicy(free_failures=5, base_delay_s=1, max_delay_s=60)
 
 
 @pytest.fixture
@@ -46,8 +50,20 @@ def sessions(store: InMemoryStore, hasher: FakeHasher, clock: Clock) -> Sessions
         store,
         hasher,
         FakeSigner(),
-        refresh_ttl=timedelta(days=30),
-        email_policy=ThrottlePolicy(free_failures=3, base_delay_s=1, max_delay_s=60),
-        address_policy=ThrottlePolicy(free_failures=5, base_delay_s=1, max_delay_s=60),
+        refresh_ttl=REFRESH_TTL,
+        email_policy=EMAIL_POLICY,
+        address_policy=ADDRESS_POLICY,
         clock=clock,
+    )
+
+
+@pytest.fixture
+def retention(store: InMemoryStore, clock: Clock) -> Retention:
+    """The purge over the same store and policies as `sessions`, in batches of two rows."""
+    return Retention(
+        store,
+        token_retention=RETENTION,
+        throttle_policies=[EMAIL_POLICY, ADDRESS_POLICY],
+        clock=clock,
+        batch_size=2,
     )

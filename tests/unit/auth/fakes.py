@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -135,6 +135,19 @@ class InMemorySessionRepository:
         self._t.tokens[token_hash] = dataclasses.replace(token, used_time=now)
         return True
 
+    async def delete_expired_tokens(self, expired_before: datetime, limit: int) -> list[str]:
+        expired = [t for t in self._t.tokens.values() if t.expire_time < expired_before][:limit]
+        for token in expired:
+            del self._t.tokens[token.token_hash]
+        return [token.family_id for token in expired]
+
+    async def delete_empty_families(self, family_ids: Collection[str]) -> int:
+        in_use = {token.family_id for token in self._t.tokens.values()}
+        empty = {f for f in family_ids if f in self._t.families and f not in in_use}
+        for family_id in empty:
+            del self._t.families[family_id]
+        return len(empty)
+
 
 class InMemoryThrottleRepository:
     def __init__(self, tables: _Tables) -> None:
@@ -148,6 +161,17 @@ class InMemoryThrottleRepository:
 
     async def delete(self, key: str) -> None:
         self._t.throttles.pop(key, None)
+
+    async def delete_expired(self, failed_before: datetime, now: datetime, limit: int) -> int:
+        stale = [
+            t.key
+            for t in self._t.throttles.values()
+            if t.last_failure_time < failed_before
+            and (t.locked_until is None or t.locked_until <= now)
+        ][:limit]
+        for key in stale:
+            del self._t.throttles[key]
+        return len(stale)
 
 
 class InMemoryUnitOfWork:

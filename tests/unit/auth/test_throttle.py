@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.auth.domain import ThrottlePolicy
+from services.auth.domain import Throttle, ThrottlePolicy
 
 from .fakes import Clock
 
@@ -26,3 +26,27 @@ def test_failures_older_than_the_window_are_forgotten() -> None:
     state = policy.after_failure("k", policy.after_failure("k", None, now), now)
     later = now + timedelta(seconds=61)
     assert policy.after_failure("k", state, later).failures == 1
+
+
+def test_a_throttle_the_purge_may_delete_decides_what_no_throttle_decides() -> None:
+    """Past the window and unlocked, a row changes neither the wait nor the next failure."""
+    policy = ThrottlePolicy(free_failures=3, base_delay_s=1, max_delay_s=3600, window_s=60)
+    now = Clock().now
+    window = timedelta(seconds=policy.window_s)
+    for failures in range(1, 40):
+        for age in (window + timedelta(microseconds=1), 2 * window, 1000 * window):
+            for locked_until in (None, now - timedelta(seconds=1), now):
+                row = Throttle("k", failures, now - age, locked_until)
+                for later in (now, now + timedelta(seconds=1), now + 10 * window):
+                    assert policy.retry_after_s(row, later) is None
+                    assert policy.after_failure("k", row, later) == policy.after_failure(
+                        "k", None, later
+                    )
+
+
+def test_a_failure_exactly_one_window_old_still_counts() -> None:
+    """The purge's cutoff is strict, as the policy's: at the window's edge the row matters."""
+    policy = ThrottlePolicy(free_failures=1, window_s=60)
+    now = Clock().now
+    row = Throttle("k", 1, now - timedelta(seconds=policy.window_s))
+    assert policy.after_failure("k", row, now).failures == 2
