@@ -30,6 +30,9 @@ __all__ = ["MigratingDatabase", "ServiceApp"]
 
 _log = structlog.get_logger("paynow.app")
 _REASON_PREFIX = "ERROR_REASON_"
+# The background job every service with idempotent methods gets (docs/framework.md).
+IDEMPOTENCY_PURGE_JOB = "idempotency-purge"
+IDEMPOTENCY_PURGE_INTERVAL_S = 3600.0
 
 
 class MigratingDatabase(Protocol):
@@ -112,9 +115,18 @@ class ServiceApp:
         register_secret(settings.database_url.reveal())
         descriptors = [descriptor for _, _, descriptor in self._services]
         policies = build_policies(descriptors, self._default_access)
-        store = IdempotencyStore(self._database) if isinstance(self._database, Database) else None
-        if store is None and any(p.replay_as for p in policies.values()):
+        keyed = any(p.replay_as for p in policies.values())
+        database = self._database if isinstance(self._database, Database) else None
+        store = IdempotencyStore(database) if keyed and database is not None else None
+        if store is None and keyed:
             _log.warning("idempotency_keys_not_enforced", reason="the service has no database")
+        wired = {job.name for job in self.background_jobs}
+        if store is not None and IDEMPOTENCY_PURGE_JOB not in wired:
+            # Keys answer retries for 24 hours (AIP-155); past that no decision reads them,
+            # and without this the table grows by one row per keyed call, for ever.
+            self.add_background_job(
+                IDEMPOTENCY_PURGE_JOB, store.purge_expired, interval_s=IDEMPOTENCY_PURGE_INTERVAL_S
+            )
         middleware = ServerMiddleware(
             policies,
             domain=self.domain,

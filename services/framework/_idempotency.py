@@ -28,7 +28,19 @@ from typing import TypeVar
 
 import structlog
 from google.protobuf.message import Message
-from sqlalchemy import Column, Index, LargeBinary, MetaData, String, Table, delete, select, update
+from sqlalchemy import (
+    Column,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -180,13 +192,30 @@ class IdempotencyStore:
             .values(state=_DONE, response=response.SerializeToString(deterministic=True))
         )
 
-    async def purge_expired(self) -> int:
-        """Delete records older than the retention period; returns how many went."""
+    async def purge_expired(self, batch_size: int = 1000) -> int:
+        """Delete records older than the retention period; returns how many went.
+
+        At most `batch_size` rows per transaction, looping until a batch comes back short,
+        so a backlog never holds the write lock (SQLite has one writer) for long. A record
+        whose call still holds its lease is kept whatever its age: that call may yet finish."""
         t = self._table
-        cutoff = self._clock() - self._retention
+        now = self._clock()
+        cutoff = now - self._retention
+        oldest = (
+            select(t.c.scope, t.c.key)
+            .where(t.c.create_time < cutoff, or_(t.c.state == _DONE, t.c.lease_until < now))
+            .limit(batch_size)
+        )
 
         async def purge(session: AsyncSession) -> int:
-            result = await session.execute(delete(t).where(t.c.create_time < cutoff))
+            # DELETE has no portable LIMIT: the batch is picked by its primary keys.
+            query = delete(t).where(tuple_(t.c.scope, t.c.key).in_(oldest))
+            result = await session.execute(query)
             return int(result.rowcount)  # type: ignore[attr-defined]
 
-        return await self._database.run(purge)
+        deleted = 0
+        while True:
+            batch = await self._database.run(purge)
+            deleted += batch
+            if batch < batch_size:
+                return deleted

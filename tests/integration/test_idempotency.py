@@ -162,3 +162,48 @@ async def test_a_crashed_calls_key_is_free_once_its_deadline_passed(
     stuck.cancel()
     with pytest.raises(asyncio.CancelledError):
         await stuck
+
+
+async def test_the_purge_deletes_a_backlog_in_bounded_batches(database: Database) -> None:
+    """More expired records than one batch all go, a batch per transaction; fresh ones stay."""
+    now = [datetime(2026, 11, 25, tzinfo=UTC)]
+    metadata = MetaData()
+    idempotency_table(metadata)
+    async with database.engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    store = IdempotencyStore(database, clock=lambda: now[0])
+    for n in range(5):
+        await store.run("s", f"old-{n}", deposit(5), Response, Handler())
+    now[0] += timedelta(hours=25)
+    await store.run("s", "fresh", deposit(5), Response, Handler())
+    assert await store.purge_expired(batch_size=2) == 5
+    handler = Handler()
+    await store.run("s", "fresh", deposit(5), Response, handler)
+    assert handler.runs == 0  # the fresh key still replays
+
+
+async def test_the_purge_keeps_an_old_record_whose_call_holds_its_lease(
+    database: Database,
+) -> None:
+    """A call still running keeps its key, however old; once its lease lapses it may go."""
+    now = [datetime(2026, 11, 25, tzinfo=UTC)]
+    metadata = MetaData()
+    idempotency_table(metadata)
+    async with database.engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    store = IdempotencyStore(database, lease=timedelta(hours=30), clock=lambda: now[0])
+    claimed, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> Response:
+        claimed.set()
+        await release.wait()
+        return Response()
+
+    running = asyncio.create_task(store.run("s", "k-1", deposit(5), Response, slow))
+    await claimed.wait()
+    now[0] += timedelta(hours=25)
+    assert await store.purge_expired() == 0
+    now[0] += timedelta(hours=6)
+    assert await store.purge_expired() == 1
+    release.set()
+    await running
