@@ -45,6 +45,22 @@ class Handler:
         return response
 
 
+async def stalled_call(
+    store: IdempotencyStore, key: str
+) -> tuple[asyncio.Task[Response], asyncio.Event]:
+    """A call that has claimed `key` and waits, holding it, until the event is set."""
+    claimed, release = asyncio.Event(), asyncio.Event()
+
+    async def stalled() -> Response:
+        claimed.set()
+        await release.wait()
+        return Response()
+
+    task = asyncio.create_task(store.run("s", key, deposit(5), Response, stalled))
+    await claimed.wait()
+    return task, release
+
+
 async def test_same_key_and_request_replays_the_first_response(store: IdempotencyStore) -> None:
     """The handler runs once; the retry gets the stored response."""
     handler = Handler()
@@ -104,15 +120,7 @@ async def test_expired_lease_is_taken_over(database: Database, store: Idempotenc
     """A claim whose holder died (lease passed) is taken over by the next retry."""
     now = [datetime(2026, 11, 25, tzinfo=UTC)]
     clocked = IdempotencyStore(database, lease=timedelta(seconds=5), clock=lambda: now[0])
-    claimed, never = asyncio.Event(), asyncio.Event()
-
-    async def stuck_handler() -> Response:
-        claimed.set()
-        await never.wait()
-        return Response()
-
-    stuck = asyncio.create_task(clocked.run("s", "k-1", deposit(5), Response, stuck_handler))
-    await claimed.wait()
+    stuck, _ = await stalled_call(clocked, "k-1")
     now[0] += timedelta(seconds=6)
     handler = Handler()
     await clocked.run("s", "k-1", deposit(5), Response, handler)
@@ -122,17 +130,13 @@ async def test_expired_lease_is_taken_over(database: Database, store: Idempotenc
         await stuck
 
 
-async def test_expired_records_are_purged(database: Database) -> None:
+async def test_expired_records_are_purged(database: Database, store: IdempotencyStore) -> None:
     """Records older than the retention period are deleted by purge_expired."""
     now = [datetime(2026, 11, 25, tzinfo=UTC)]
-    metadata = MetaData()
-    idempotency_table(metadata)
-    async with database.engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
-    store = IdempotencyStore(database, clock=lambda: now[0])
-    await store.run("s", "k-1", deposit(5), Response, Handler())
+    clocked = IdempotencyStore(database, clock=lambda: now[0])
+    await clocked.run("s", "k-1", deposit(5), Response, Handler())
     now[0] += timedelta(hours=25)
-    assert await store.purge_expired() == 1
+    assert await clocked.purge_expired() == 1
 
 
 async def test_a_crashed_calls_key_is_free_once_its_deadline_passed(
@@ -164,46 +168,32 @@ async def test_a_crashed_calls_key_is_free_once_its_deadline_passed(
         await stuck
 
 
-async def test_the_purge_deletes_a_backlog_in_bounded_batches(database: Database) -> None:
+async def test_the_purge_deletes_a_backlog_in_bounded_batches(
+    database: Database, store: IdempotencyStore
+) -> None:
     """More expired records than one batch all go, a batch per transaction; fresh ones stay."""
     now = [datetime(2026, 11, 25, tzinfo=UTC)]
-    metadata = MetaData()
-    idempotency_table(metadata)
-    async with database.engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
-    store = IdempotencyStore(database, clock=lambda: now[0])
+    clocked = IdempotencyStore(database, clock=lambda: now[0])
     for n in range(5):
-        await store.run("s", f"old-{n}", deposit(5), Response, Handler())
+        await clocked.run("s", f"old-{n}", deposit(5), Response, Handler())
     now[0] += timedelta(hours=25)
-    await store.run("s", "fresh", deposit(5), Response, Handler())
-    assert await store.purge_expired(batch_size=2) == 5
+    await clocked.run("s", "fresh", deposit(5), Response, Handler())
+    assert await clocked.purge_expired(batch_size=2) == 5
     handler = Handler()
-    await store.run("s", "fresh", deposit(5), Response, handler)
+    await clocked.run("s", "fresh", deposit(5), Response, handler)
     assert handler.runs == 0  # the fresh key still replays
 
 
 async def test_the_purge_keeps_an_old_record_whose_call_holds_its_lease(
-    database: Database,
+    database: Database, store: IdempotencyStore
 ) -> None:
     """A call still running keeps its key, however old; once its lease lapses it may go."""
     now = [datetime(2026, 11, 25, tzinfo=UTC)]
-    metadata = MetaData()
-    idempotency_table(metadata)
-    async with database.engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
-    store = IdempotencyStore(database, lease=timedelta(hours=30), clock=lambda: now[0])
-    claimed, release = asyncio.Event(), asyncio.Event()
-
-    async def slow() -> Response:
-        claimed.set()
-        await release.wait()
-        return Response()
-
-    running = asyncio.create_task(store.run("s", "k-1", deposit(5), Response, slow))
-    await claimed.wait()
+    clocked = IdempotencyStore(database, lease=timedelta(hours=30), clock=lambda: now[0])
+    running, release = await stalled_call(clocked, "k-1")
     now[0] += timedelta(hours=25)
-    assert await store.purge_expired() == 0
+    assert await clocked.purge_expired() == 0
     now[0] += timedelta(hours=6)
-    assert await store.purge_expired() == 1
+    assert await clocked.purge_expired() == 1
     release.set()
     await running
