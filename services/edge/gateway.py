@@ -98,7 +98,7 @@ class Gateway:
 
     async def handle(self, request: Request, conn: HttpConnection) -> None:
         """Serve one request and log it; never raises (except cancellation)."""
-        self._metrics.in_flight.inc()
+        self._metrics.in_flight += 1
         self._active += 1
         self._idle.clear()
         try:
@@ -113,7 +113,7 @@ class Gateway:
             ) as span:
                 await self._handle(request, conn, span, None)
         finally:
-            self._metrics.in_flight.dec()
+            self._metrics.in_flight -= 1
             self._active -= 1
             if not self._active:
                 self._idle.set()

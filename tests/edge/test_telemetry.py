@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from prometheus_client import CollectorRegistry, generate_latest
 
-from services.edge.telemetry import AccessLog, TraceParent
+from services.edge.telemetry import AccessLog, EdgeMetrics, TraceParent
 from services.framework import configure_logging, register_secret
 from services.framework._logging import REDACTED
 
@@ -112,3 +113,30 @@ async def test_access_lines_are_written_out_within_the_flush_interval() -> None:
         assert json.loads(raw.getvalue().splitlines()[-1])["request_id"] == "req-2"
     finally:
         configure_logging(force=True)
+
+
+def test_the_route_metrics_read_as_prometheus_client_would_write_them() -> None:
+    """Counts by route and status, a cumulative histogram with an exact sum, and in-flight."""
+    registry = CollectorRegistry()
+    metrics = EdgeMetrics(registry)
+    route = "GET /v1/x/{id}"
+    for seconds in (0.0005, 0.001, 0.003, 0.2, 30.0):
+        metrics.observe("GET", route, 200, seconds)
+    metrics.observe("GET", route, 404, 0.002)
+    metrics.in_flight = 3
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("http_requests_total", method="GET", route=route, status="200") == 5
+    assert value("http_requests_total", method="GET", route=route, status="404") == 1
+    bucket = "http_request_duration_seconds_bucket"
+    assert value(bucket, method="GET", route=route, le="0.001") == 2  # `le` is inclusive
+    assert value(bucket, method="GET", route=route, le="0.005") == 4
+    assert value(bucket, method="GET", route=route, le="10.0") == 5
+    assert value(bucket, method="GET", route=route, le="+Inf") == 6
+    assert value("http_request_duration_seconds_count", method="GET", route=route) == 6
+    total = value("http_request_duration_seconds_sum", method="GET", route=route)
+    assert total == pytest.approx(30.2065)
+    assert value("http_requests_in_flight") == 3
+    assert b"# TYPE http_requests_total counter" in generate_latest(registry)
