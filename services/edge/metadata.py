@@ -92,6 +92,11 @@ def forwarded_metadata(headers: Iterable[tuple[bytes, bytes]]) -> MetadataPairs:
     """
     pairs: MetadataPairs = []
     for name, value in headers:
+        if name == FORWARDED_FOR_HEADER:
+            # Only the server puts it here (it drops the client's own), on every request:
+            # a valid key, not binary, so it skips the checks below.
+            pairs.append(("x-forwarded-for", value.decode("latin-1")))
+            continue
         key = name[len(METADATA_PREFIX) :].decode("latin-1")
         if key in _DROPPED or key.startswith(_DROPPED_PREFIXES) or not _KEY.match(key):
             continue

@@ -25,7 +25,7 @@ import time
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from google.protobuf import duration_pb2
@@ -107,9 +107,11 @@ class Budget:
         object.__setattr__(self, "policy_header", b"%d;w=%d" % (self.burst, window))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Decision:
-    """A bucket's answer: whether the request passes, what is left, and when to come back."""
+class Decision(NamedTuple):
+    """A bucket's answer: whether the request passes, what is left, and when to come back.
+
+    A NamedTuple, not a frozen dataclass: one is made per request, and a frozen dataclass's
+    __init__ sets each field through object.__setattr__ (about 1 µs against 0.2)."""
 
     allowed: bool
     limit: int
