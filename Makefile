@@ -79,9 +79,10 @@ test: $(VENV)/.synced
 deploy-check: $(VENV)/.synced
 	$(PY) scripts/deploy_manifests.py --check
 
-# Run the benchmarks (protovalidate; the edge under wrk) and write their tables to docs/benchmarks.md.
+# Run the benchmarks (protovalidate; the edge's own work in-process; the edge under wrk) into docs/benchmarks.md.
 bench: $(VENV)/.synced
 	$(PY) scripts/bench_validation.py --write docs/benchmarks.md
+	$(PY) scripts/bench_gateway_path.py --write docs/benchmarks.md
 	$(PY) scripts/bench_edge.py --write docs/benchmarks.md
 
 SOAK_MINUTES ?= 3
