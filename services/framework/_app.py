@@ -158,16 +158,28 @@ class ServiceApp:
             if self._database is not None and self._migrations is not None:
                 await self._database.migrate(self._migrations)
                 await self._database.ping()
+            if settings.metrics_port >= 0:
+                self.metrics_port = self._serve_metrics()
         except Exception:
             _log.error("startup_failed", exc_info=True)
             await self.stop()
             raise
-        if settings.metrics_port >= 0:
-            self.metrics_port = serve_metrics(settings.host, settings.metrics_port)
         await health.set_serving(True)
         self._jobs.start()
         _log.info("service_started", service=settings.service, port=port)
         return int(port)
+
+    def _serve_metrics(self) -> int:
+        settings = self.settings
+        try:
+            return serve_metrics(settings.host, settings.metrics_port)
+        except OSError as exc:
+            # Most often a second `make run`, or a stack left running: say which setting moves it.
+            variable = f"PAYNOW_{settings.service.upper()}_METRICS_PORT"
+            raise RuntimeError(
+                f"cannot serve metrics on {settings.host}:{settings.metrics_port}: "
+                f"{exc.strerror or exc}; set {variable} to a free port (0: any)"
+            ) from None
 
     async def stop(self) -> None:
         """Report NOT_SERVING, let in-flight calls finish within the grace period, close all."""

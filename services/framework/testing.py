@@ -133,9 +133,15 @@ class InProcessServer:
 async def serve_in_process(
     app_or_factory: ServiceApp | Callable[[], ServiceApp],
 ) -> AsyncIterator[InProcessServer]:
-    """Start the app on 127.0.0.1:0, wait for SERVING, yield it, then stop it."""
+    """Start the app on 127.0.0.1:0 (metrics, if on, on a free port too), wait for SERVING,
+    yield it, then stop it."""
     app = app_or_factory if isinstance(app_or_factory, ServiceApp) else app_or_factory()
-    app.settings = dataclasses.replace(app.settings, host="127.0.0.1", port=0)
+    # Free ports only: settings loaded from the registry carry `make run`'s fixed ports
+    # (gRPC and metrics), which a developer's running stack holds. Metrics stay off if off.
+    metrics_port = min(app.settings.metrics_port, 0)
+    app.settings = dataclasses.replace(
+        app.settings, host="127.0.0.1", port=0, metrics_port=metrics_port
+    )
     port = await app.start()
     try:
         address = f"127.0.0.1:{port}"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.framework.testing import make_settings
+from services.framework.testing import make_settings, serve_in_process
 from tests.framework.fakes import FakeAccountServicer, GatedDatabase, make_app
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -73,3 +74,39 @@ async def test_reflection_lists_the_service(server) -> None:
     call.cancel()
     names = [s.name for s in response.list_services_response.service]
     assert ACCOUNT_SERVICE in names
+
+
+async def test_an_in_process_server_takes_no_fixed_port() -> None:
+    """Settings with `make run`'s ports still serve on free ones, so tests run beside a stack."""
+    fixed = socket.socket()
+    fixed.bind(("127.0.0.1", 0))
+    taken = fixed.getsockname()[1]  # held, as a developer's running stack would hold it
+    try:
+        settings = make_settings("account", port=taken, metrics_port=taken)
+        async with serve_in_process(make_app(settings, FakeAccountServicer())) as server:
+            assert server.port != taken
+            assert server.app.metrics_port not in (None, taken)
+    finally:
+        fixed.close()
+
+
+async def test_a_taken_metrics_port_stops_start_up_naming_the_setting() -> None:
+    """Start-up fails with the variable to change, and the gRPC server it began is stopped."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    taken = held.getsockname()[1]
+    try:
+        app = make_app(make_settings("account", metrics_port=taken), FakeAccountServicer())
+        with pytest.raises(RuntimeError, match="PAYNOW_ACCOUNT_METRICS_PORT"):
+            await app.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2
+                )
+        assert failed.value.code() in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+        )
+    finally:
+        held.close()
