@@ -60,10 +60,14 @@ async def _make_run(
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """`python -m services.framework.stack` as `make run` starts it, on `ports`; killed at the end
     if the test left it running."""
+    metrics = free_ports(ports)  # not port + 1000, which nothing reserved
+    while set(metrics.values()) & set(ports.values()):  # two draws may meet
+        metrics = free_ports(ports)
     env = {
         **os.environ,
         "PAYNOW_DATA_DIR": str(data_dir),
         **{f"PAYNOW_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        **{f"PAYNOW_{name.upper()}_METRICS_PORT": str(port) for name, port in metrics.items()},
     }
     env.pop("PAYNOW_INTERNAL_TOKEN", None)  # the stack must make its own
     stack = await asyncio.create_subprocess_exec(
