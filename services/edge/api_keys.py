@@ -25,6 +25,7 @@ from services.framework import CALLER_SERVICE_KEY, INTERNAL_TOKEN_KEY
 
 from .auth import Identity, InvalidCredentials, bearer_token
 from .errors import EdgeError, backend_status, retry_after_s
+from .grpc_client import Channel
 
 __all__ = ["API_KEY_PREFIX", "API_KEY_SERVICE", "ApiKeyAuthenticator", "verify_with_merchant"]
 
@@ -41,7 +42,7 @@ _log = structlog.get_logger("edge")
 VerifyKey = Callable[[str], Awaitable[str | None]]
 
 
-def verify_with_merchant(channel: grpc.aio.Channel, internal_token: str | None) -> VerifyKey:
+def verify_with_merchant(channel: Channel, internal_token: str | None) -> VerifyKey:
     """A verify function calling merchant's INTERNAL VerifyApiKey on `channel`: the key's
     merchant id, or None when merchant refuses the key. Raises EdgeError 503 when merchant
     does not give a verdict (unreachable, timed out, failing)."""

@@ -7,11 +7,9 @@ import signal
 import sys
 from collections.abc import Mapping
 
-import grpc
 import structlog
 
 from services.framework import ConfigError, configure_logging, register_secret
-from services.framework._clients import CHANNEL_OPTIONS
 from services.framework._metrics import serve_metrics
 from services.framework._tracing import configure_tracing
 
@@ -21,6 +19,7 @@ from .config import EdgeSettings, load_edge_settings
 from .cors import Cors
 from .descriptors import load_descriptor_set
 from .gateway import Gateway
+from .grpc_client import Channel
 from .health import BackendHealth
 from .rate_limits import RateLimiter, load_budgets
 from .rate_limits_redis import RedisBuckets
@@ -34,16 +33,16 @@ __all__ = ["build_gateway", "main", "run"]
 _log = structlog.get_logger("edge")
 
 
-def _channel(address: str, channels: dict[str, grpc.aio.Channel]) -> grpc.aio.Channel:
+def _channel(address: str, channels: dict[str, Channel]) -> Channel:
     if address not in channels:
-        # As framework.connect(): round_robin over every address the name resolves to,
-        # retries of UNAVAILABLE only, reconnect back-off capped at 2 s.
-        channels[address] = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        # Balancing, reconnects and retries as framework.connect()'s grpc.aio channels
+        # (grpc_client/channel.py says where they differ and why).
+        channels[address] = Channel(address)
     return channels[address]
 
 
 def _default_authenticators(
-    settings: EdgeSettings, channels: dict[str, grpc.aio.Channel], token: str | None
+    settings: EdgeSettings, channels: dict[str, Channel], token: str | None
 ) -> dict[int, Authenticator]:
     """USER: JWTs against a JWKS file, else auth's published keys; MERCHANT: API keys
     through merchant's VerifyApiKey. A level with neither source gets no authenticator, so
@@ -98,14 +97,14 @@ def _rate_limiter(settings: EdgeSettings, routes: list[Route]) -> RateLimiter:
 
 def build_gateway(
     settings: EdgeSettings,
-    channels: dict[str, grpc.aio.Channel],
+    channels: dict[str, Channel],
     authenticators: Mapping[int, Authenticator] | None = None,
 ) -> tuple[Gateway, int]:
     """The gateway and its number of routes; call inside the running loop (channels bind to
     it). Raises TemplateError/ValueError for an annotation that cannot be served."""
     pool, methods = load_descriptor_set(settings.descriptor_set, settings.default_access)
     router: Router[Route] = Router()
-    served: dict[str, grpc.aio.Channel] = {}
+    served: dict[str, Channel] = {}
     routes: list[Route] = []
     for spec in methods:
         if INTERNAL in spec.access:
@@ -141,7 +140,7 @@ def build_gateway(
 
 async def run(settings: EdgeSettings) -> None:
     """Serve until SIGINT or SIGTERM, then close the listener and the backend channels."""
-    channels: dict[str, grpc.aio.Channel] = {}
+    channels: dict[str, Channel] = {}
     gateway, count = build_gateway(settings, channels)
     server = await serve(
         gateway.handle,

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from .grpc_client import Channel
+
 __all__ = ["BackendHealth"]
 
 _CHECK_TIMEOUT_S = 1.0
@@ -18,7 +20,7 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 class BackendHealth:
     """Checks each routed gRPC service on its backend's grpc.health.v1."""
 
-    def __init__(self, services: Mapping[str, grpc.aio.Channel]) -> None:
+    def __init__(self, services: Mapping[str, Channel]) -> None:
         self._checks = {
             name: health_pb2_grpc.HealthStub(channel).Check for name, channel in services.items()
         }

@@ -10,13 +10,13 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import grpc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from .auth import PUBLIC
 from .descriptors import Binding, MethodSpec
+from .grpc_client import Channel
 from .marshal import BodyDecoder, ResponseEncoder
 from .query import QueryBinder, Setter, resolve, setter
 from .routing import Template, TemplateError, Variable, parse_template
@@ -58,7 +58,7 @@ def _path_setter(spec: MethodSpec, variable: Variable) -> Setter:
 def compile_route(
     spec: MethodSpec,
     binding: Binding,
-    channel: grpc.aio.Channel,
+    channel: Channel,
     pool: descriptor_pool.DescriptorPool,
 ) -> Route:
     """The Route for `binding`; raises TemplateError or ValueError (naming the method) when

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import grpc
 import structlog
 from google.protobuf import json_format
 
@@ -32,6 +31,7 @@ from services.framework._access_tokens import JwksFetch
 
 from .api_keys import API_KEY_PREFIX
 from .auth import Identity, InvalidCredentials, bearer_token
+from .grpc_client import Channel
 
 __all__ = ["AUTH_SERVICE", "BearerJwtAuthenticator", "jwks_from_auth", "jwks_from_file"]
 
@@ -40,7 +40,7 @@ _FETCH_TIMEOUT_S = 5.0
 _log = structlog.get_logger("edge")
 
 
-def jwks_from_auth(channel: grpc.aio.Channel) -> JwksFetch:
+def jwks_from_auth(channel: Channel) -> JwksFetch:
     """A fetch function for CachedJwks that calls auth's GetJwks on `channel`."""
     call = channel.unary_unary(
         f"/{AUTH_SERVICE}/GetJwks",

@@ -1,0 +1,342 @@
+"""Calls: grpc.aio's channel API, as far as the edge uses it, on this package's HTTP/2.
+
+`Channel(target).unary_unary(path, serializer, deserializer)` returns a callable whose calls
+are awaited for the reply and then give `initial_metadata()` and `trailing_metadata()`;
+`unary_stream` calls are iterated with `async for`. Failures raise grpc.aio.AioRpcError, so
+code written for grpc.aio handles them unchanged.
+
+Deadlines: the call's timeout is sent as `grpc-timeout` and enforced here too (the stream is
+reset when it passes). Retries follow PayNow's retry policy (CHANNEL_OPTIONS): UNAVAILABLE,
+up to 4 attempts, back-off from 0.1 s doubling to 1 s, within the deadline, and only when
+the attempt cannot have reached a handler: the connection refused or never carried it, or
+the server answered UNAVAILABLE before any response header. A call whose connection dropped
+after the request went out is not sent again (grpc's policy would: it cannot tell).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from typing import Any
+
+import grpc
+
+from .balancer import Balancer
+from .connection import Connection, ConnectionSettings
+from .headers import (
+    Metadata,
+    MetadataError,
+    grpc_timeout,
+    literal,
+    metadata_block,
+    parse_metadata,
+    request_prefix,
+    status_from,
+)
+from .streams import CallFailed, Stream
+
+__all__ = ["Channel", "UnaryStreamMethod", "UnaryUnaryMethod"]
+
+_MAX_ATTEMPTS = 4
+_INITIAL_BACKOFF_S = 0.1
+_MAX_BACKOFF_S = 1.0
+_OK = grpc.StatusCode.OK
+_UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
+
+Serializer = Callable[[Any], bytes]
+Deserializer = Callable[[bytes], Any]
+MetadataPairs = Sequence[tuple[str, str | bytes]]
+
+
+class Channel:
+    """A channel to `target` (`host:port` or `dns:///host:port`)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        settings: ConnectionSettings | None = None,
+        user_agent: str = "paynow-edge",
+    ) -> None:
+        self.balancer = Balancer(target, settings or ConnectionSettings())
+        self.user_agent = user_agent
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Serializer | None = None,
+        response_deserializer: Deserializer | None = None,
+        **_options: object,
+    ) -> UnaryUnaryMethod:
+        return UnaryUnaryMethod(self, method, request_serializer, response_deserializer)
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Serializer | None = None,
+        response_deserializer: Deserializer | None = None,
+        **_options: object,
+    ) -> UnaryStreamMethod:
+        return UnaryStreamMethod(self, method, request_serializer, response_deserializer)
+
+    async def close(self, grace: float | None = None) -> None:
+        await self.balancer.close(grace)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+class _Method:
+    __slots__ = ("balancer", "deserialize", "path", "prefix", "serialize")
+
+    def __init__(
+        self,
+        channel: Channel,
+        path: str,
+        serialize: Serializer | None,
+        deserialize: Deserializer | None,
+    ) -> None:
+        self.balancer = channel.balancer
+        self.path = path
+        self.serialize = serialize or _identity
+        self.deserialize = deserialize or _identity
+        self.prefix = request_prefix(path, channel.balancer.authority, channel.user_agent)
+
+
+class UnaryUnaryMethod(_Method):
+    __slots__ = ()
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: MetadataPairs | None = None,
+        wait_for_ready: bool | None = None,
+        **_options: object,
+    ) -> UnaryUnaryCall:
+        return UnaryUnaryCall(self, request, timeout, metadata, bool(wait_for_ready))
+
+
+class UnaryStreamMethod(_Method):
+    __slots__ = ()
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: MetadataPairs | None = None,
+        wait_for_ready: bool | None = None,
+        **_options: object,
+    ) -> UnaryStreamCall:
+        return UnaryStreamCall(self, request, timeout, metadata, bool(wait_for_ready))
+
+
+def _rpc_error(
+    code: grpc.StatusCode, details: str, initial: Metadata = (), trailing: Metadata = ()
+) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(*initial), grpc.aio.Metadata(*trailing), details, None
+    )
+
+
+class _Call:
+    """What unary and server-streaming calls share: encoding, attempts, the deadline."""
+
+    __slots__ = (
+        "_connection",
+        "_deadline",
+        "_initial",
+        "_method",
+        "_payload",
+        "_stream",
+        "_timer",
+        "_trailing",
+        "_wait_for_ready",
+    )
+
+    def __init__(
+        self,
+        method: _Method,
+        request: Any,
+        timeout: float | None,
+        metadata: MetadataPairs | None,
+        wait_for_ready: bool,
+    ) -> None:
+        self._method = method
+        loop = asyncio.get_running_loop()
+        self._deadline = None if timeout is None else loop.time() + timeout
+        self._wait_for_ready = wait_for_ready
+        try:
+            block = metadata_block(metadata) if metadata else b""
+        except MetadataError as error:
+            raise _rpc_error(grpc.StatusCode.INTERNAL, str(error)) from None
+        body = method.serialize(request)
+        self._payload = (block, b"\x00" + len(body).to_bytes(4, "big") + body)
+        self._initial: Metadata = ()
+        self._trailing: Metadata = ()
+        self._stream: Stream | None = None
+        self._connection: Connection | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def initial_metadata(self) -> Metadata:
+        return self._initial
+
+    async def trailing_metadata(self) -> Metadata:
+        return self._trailing
+
+    async def _start(self) -> Stream:
+        """Open the call's stream, retrying as the module docstring says, and wait for its
+        first header block (or its end)."""
+        loop = asyncio.get_running_loop()
+        attempt = 1
+        while True:
+            try:
+                stream = await self._attempt(loop)
+                while stream.headers is None and not stream.ended:
+                    await stream.changed()
+                if not self._retryable(stream) or not self._may_retry(loop, attempt):
+                    return stream
+            except CallFailed as failure:
+                if not failure.unprocessed or not self._may_retry(loop, attempt):
+                    raise self._error(failure.code, failure.details) from None
+            self._stop_timer()
+            backoff = min(_INITIAL_BACKOFF_S * 2 ** (attempt - 1), _MAX_BACKOFF_S)
+            await asyncio.sleep(random.uniform(0, backoff))  # noqa: S311 - jitter
+            attempt += 1
+
+    async def _attempt(self, loop: asyncio.AbstractEventLoop) -> Stream:
+        method = self._method
+        deadline = self._deadline
+        connection = await method.balancer.connection(deadline, self._wait_for_ready)
+        block, payload = self._payload
+        if deadline is not None:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise CallFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
+            block = literal(b"grpc-timeout", grpc_timeout(left)) + block
+        stream = await connection.open_stream(method.prefix + block, payload)
+        self._stream = stream
+        self._connection = connection
+        if deadline is not None:
+            self._timer = loop.call_at(deadline, self._expire)
+        return stream
+
+    def _retryable(self, stream: Stream) -> bool:
+        failure = stream.failure
+        if failure is not None:
+            return failure.unprocessed
+        # Trailers-only UNAVAILABLE: the server turned the call away before handling it.
+        return stream.headers is None and status_from(stream.trailers or ())[0] is _UNAVAILABLE
+
+    def _may_retry(self, loop: asyncio.AbstractEventLoop, attempt: int) -> bool:
+        if attempt >= _MAX_ATTEMPTS:
+            return False
+        return self._deadline is None or loop.time() < self._deadline
+
+    def _expire(self) -> None:
+        stream, connection = self._stream, self._connection
+        if stream is not None and connection is not None and not stream.ended:
+            stream.fail(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
+            connection.reset(stream)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _abandon(self) -> None:
+        """The caller stopped waiting (cancelled, or left a stream early): reset the stream."""
+        self._stop_timer()
+        stream, connection = self._stream, self._connection
+        if stream is not None and connection is not None and not stream.ended:
+            stream.fail(grpc.StatusCode.CANCELLED, "the call was cancelled")
+            connection.reset(stream)
+
+    def _error(self, code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+        return _rpc_error(code, details, self._initial, self._trailing)
+
+    def _finish(self, stream: Stream) -> None:
+        """Raise the call's error unless it ended with OK; fills the metadata either way."""
+        self._stop_timer()
+        self._initial = parse_metadata(stream.headers or ())
+        if stream.failure is not None:
+            raise self._error(stream.failure.code, stream.failure.details)
+        trailers = stream.trailers or ()
+        self._trailing = parse_metadata(trailers)
+        code, details = status_from(trailers)
+        if code is not _OK:
+            raise self._error(code, details)
+
+
+class UnaryUnaryCall(_Call):
+    """Await it for the reply (once)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._result().__await__()
+
+    async def _result(self) -> Any:
+        try:
+            stream = await self._start()
+            while not stream.ended:
+                await stream.changed()
+        except asyncio.CancelledError:
+            self._abandon()
+            raise
+        self._finish(stream)
+        if len(stream.messages) != 1:
+            raise self._error(
+                grpc.StatusCode.INTERNAL,
+                f"a unary call got {len(stream.messages)} response messages",
+            )
+        try:
+            return self._method.deserialize(stream.take())
+        except Exception as error:
+            raise self._error(
+                grpc.StatusCode.INTERNAL, f"the response did not parse: {error}"
+            ) from None
+
+
+class UnaryStreamCall(_Call):
+    """Iterate it with `async for` (once)."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[Any]:
+        stream: Stream | None = None
+        try:
+            stream = await self._start()
+            self._initial = parse_metadata(stream.headers or ())
+            connection = self._connection
+            assert connection is not None
+            while True:
+                if stream.messages:
+                    message = stream.take()
+                    connection.credit(stream)
+                    yield self._deserialize(message)
+                elif stream.ended:
+                    break
+                else:
+                    await stream.changed()
+        except BaseException:
+            # Cancelled, or the reader left the loop early (GeneratorExit).
+            self._abandon()
+            raise
+        self._finish(stream)
+
+    def _deserialize(self, message: bytes) -> Any:
+        try:
+            return self._method.deserialize(message)
+        except Exception as error:
+            self._abandon()
+            raise self._error(
+                grpc.StatusCode.INTERNAL, f"a response message did not parse: {error}"
+            ) from None

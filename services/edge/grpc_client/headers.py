@@ -1,0 +1,176 @@
+"""gRPC's HTTP/2 headers (PROTOCOL-HTTP2.md): request header blocks, metadata, status.
+
+Header blocks are encoded without HPACK's dynamic table: every field is a literal "without
+indexing" (or "never indexed" for credentials, RFC 7541 §6.2.3), so encoding keeps no state
+and a method's fixed fields are encoded once. Responses are decoded by the `hpack` package,
+whose decoder must see every block in order to keep the peer's dynamic table.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import urllib.parse
+from collections.abc import Iterable, Sequence
+
+import grpc
+
+__all__ = [
+    "MetadataError",
+    "grpc_timeout",
+    "http_status_code",
+    "literal",
+    "metadata_block",
+    "parse_metadata",
+    "request_prefix",
+    "status_from",
+]
+
+# Metadata keys whose values are credentials: never put in an intermediary's table.
+_SENSITIVE = frozenset({b"authorization", b"x-paynow-internal-token"})
+_KEY = re.compile(r"[0-9a-z_.\-]+\Z")
+# Response fields that are the protocol's, not the application's metadata.
+_PROTOCOL_FIELDS = frozenset(
+    {
+        b":status",
+        b"content-type",
+        b"grpc-status",
+        b"grpc-message",
+        b"grpc-encoding",
+        b"grpc-accept-encoding",
+    }
+)
+_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+# PROTOCOL-HTTP2.md / http-grpc-status-mapping.md: an HTTP status without grpc-status.
+_HTTP_TO_GRPC = {
+    400: grpc.StatusCode.INTERNAL,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.UNIMPLEMENTED,
+    429: grpc.StatusCode.UNAVAILABLE,
+    502: grpc.StatusCode.UNAVAILABLE,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.UNAVAILABLE,
+}
+
+Metadata = tuple[tuple[str, str | bytes], ...]
+
+
+class MetadataError(ValueError):
+    """Metadata that cannot be sent: a key outside [0-9a-z_.-] or a reserved one, a text
+    value that is not printable ASCII."""
+
+
+def _length(value: int, prefix_bits: int, first: int) -> bytes:
+    """An HPACK integer (RFC 7541 §5.1) whose first byte carries `first` above the prefix."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((first | value,))
+    out = bytearray((first | limit,))
+    value -= limit
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def literal(name: bytes, value: bytes) -> bytes:
+    """A literal field with a literal name, not indexed (never indexed for credentials)."""
+    first = 0x10 if name in _SENSITIVE else 0x00
+    return bytes((first,)) + _length(len(name), 7, 0) + name + _length(len(value), 7, 0) + value
+
+
+def request_prefix(path: str, authority: str, user_agent: str) -> bytes:
+    """The fixed part of every request header block for one method."""
+    # :method POST and :scheme http are entries 3 and 6 of HPACK's static table.
+    return b"\x83\x86" + b"".join(
+        literal(name, value.encode("ascii"))
+        for name, value in (
+            (b":path", path),
+            (b":authority", authority),
+            (b"content-type", "application/grpc"),
+            (b"te", "trailers"),
+            (b"user-agent", user_agent),
+            (b"grpc-accept-encoding", "identity"),
+        )
+    )
+
+
+def grpc_timeout(seconds: float) -> bytes:
+    """`grpc-timeout` for the time left: whole milliseconds rounded up (at most 8 digits, so
+    beyond about 27 hours it is given in seconds)."""
+    millis = max(1, -int(-seconds * 1000 // 1))
+    if millis < 100_000_000:
+        return b"%dm" % millis
+    return b"%dS" % min(99_999_999, -int(-seconds // 1))
+
+
+_valid_keys: set[str] = set()
+
+
+def metadata_block(metadata: Iterable[tuple[str, str | bytes]]) -> bytes:
+    """Header fields for call metadata; `-bin` values are base64 (unpadded), others must be
+    printable ASCII. Raises MetadataError."""
+    parts: list[bytes] = []
+    for key, value in metadata:
+        if key not in _valid_keys:
+            if not _KEY.match(key) or key.startswith(("grpc-", ":")) or key == "te":
+                raise MetadataError(f"metadata key {key!r} cannot be sent")
+            _valid_keys.add(key)
+        name = key.encode("ascii")
+        if key.endswith("-bin"):
+            raw = value if isinstance(value, bytes) else value.encode()
+            parts.append(literal(name, base64.b64encode(raw).rstrip(b"=")))
+        elif isinstance(value, str) and value.isascii() and value.isprintable():
+            parts.append(literal(name, value.encode("ascii")))
+        else:
+            raise MetadataError(f"metadata {key!r}: the value is not printable ASCII")
+    return b"".join(parts)
+
+
+def parse_metadata(fields: Iterable[tuple[bytes, bytes]]) -> Metadata:
+    """Application metadata from decoded response fields: protocol fields left out, `-bin`
+    values base64-decoded (a value that is not base64 is dropped, as grpc's core does)."""
+    pairs: list[tuple[str, str | bytes]] = []
+    for name, value in fields:
+        if name in _PROTOCOL_FIELDS or name.startswith(b":"):
+            continue
+        key = name.decode("latin-1")
+        if key.endswith("-bin"):
+            try:
+                pairs.append((key, base64.b64decode(value + b"=" * (-len(value) % 4))))
+            except binascii.Error:
+                continue
+        else:
+            pairs.append((key, value.decode("latin-1")))
+    return tuple(pairs)
+
+
+def http_status_code(http_status: bytes | None) -> grpc.StatusCode:
+    """The gRPC code for a response whose :status is not 200."""
+    try:
+        number = int(http_status or b"")
+    except ValueError:
+        return grpc.StatusCode.UNKNOWN
+    return _HTTP_TO_GRPC.get(number, grpc.StatusCode.UNKNOWN)
+
+
+def status_from(fields: Sequence[tuple[bytes, bytes]]) -> tuple[grpc.StatusCode, str]:
+    """The code and message of a trailer block; UNKNOWN when grpc-status is missing or
+    not a code."""
+    number: bytes | None = None
+    message = b""
+    for name, value in fields:
+        if name == b"grpc-status":
+            number = value
+        elif name == b"grpc-message":
+            message = value
+    if number is None:
+        return grpc.StatusCode.UNKNOWN, "the server sent no grpc-status"
+    code = _STATUS_BY_NUMBER.get(int(number)) if number.isdigit() else None
+    if code is None:
+        return grpc.StatusCode.UNKNOWN, f"the server sent grpc-status {number!r}"
+    return code, urllib.parse.unquote(message.decode("latin-1"), errors="replace")
