@@ -17,6 +17,7 @@ from pathlib import Path
 from services.framework import ConfigError, Secret, load_registry
 
 from .auth import INTERNAL, PUBLIC
+from .grpc_client import parse_target
 from .metadata import TrustedProxies
 from .rate_limits import DEFAULT_RATE_LIMITS_FILE
 
@@ -169,6 +170,11 @@ def load_edge_settings(
     default_backend = args.default_backend or env.get("PAYNOW_EDGE_DEFAULT_BACKEND")
     if not backends and not default_backend:
         backends = _registry_backends(env)
+    for target in {*backends.values(), *([default_backend] if default_backend else [])}:
+        try:
+            parse_target(target)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     access = args.default_access or env.get("PAYNOW_EDGE_DEFAULT_ACCESS", "internal")
     if access not in _ACCESS:
         raise ConfigError(

@@ -44,6 +44,8 @@ TrustedProxies = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 FORWARDED_FOR_HEADER = METADATA_PREFIX + b"x-forwarded-for"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}\Z")
 _KEY = re.compile(r"[0-9a-z_.\-]+\Z")
+# gRPC's ASCII-Value: a text metadata value is printable ASCII (PROTOCOL-HTTP2.md).
+_TEXT_VALUE = re.compile(rb"[\x20-\x7e]*\Z")
 # Keys a client may not set: the edge's own (identity, the internal credential, the request
 # id it validated) and the ones gRPC or HTTP/2 reserve.
 _DROPPED_PREFIXES = ("x-paynow-", "grpc-", ":")
@@ -88,7 +90,8 @@ def client_address(peer: str, forwarded_for: bytes | None, trusted: TrustedProxi
 def forwarded_metadata(headers: Iterable[tuple[bytes, bytes]]) -> MetadataPairs:
     """Metadata from `Grpc-Metadata-*` headers (names already lower-cased), minus dropped keys.
 
-    Raises EdgeError 400 for a `-bin` value that is not base64.
+    Raises EdgeError 400 for a `-bin` value that is not base64, or a text value that is not
+    printable ASCII (gRPC could not send it).
     """
     pairs: MetadataPairs = []
     for name, value in headers:
@@ -105,8 +108,13 @@ def forwarded_metadata(headers: Iterable[tuple[bytes, bytes]]) -> MetadataPairs:
                 pairs.append((key, base64.b64decode(value + b"=" * (-len(value) % 4))))
             except binascii.Error:
                 raise _invalid("INVALID_METADATA", f"Grpc-Metadata-{key}: not base64") from None
+        elif _TEXT_VALUE.match(value):
+            pairs.append((key, value.decode("ascii")))
         else:
-            pairs.append((key, value.decode("latin-1")))
+            raise _invalid(
+                "INVALID_METADATA",
+                f"Grpc-Metadata-{key}: not printable ASCII (send binary values as -bin, base64)",
+            )
     return pairs
 
 

@@ -39,6 +39,15 @@ def test_client_metadata_is_forwarded_but_identity_is_dropped() -> None:
     assert forwarded_metadata(headers) == [("foo", "bar"), ("trace-bin", b"\x01\x02")]
 
 
+@pytest.mark.parametrize("value", [b"caf\xc3\xa9", b"tab\there", b"del\x7f"])
+def test_text_metadata_that_is_not_printable_ascii_is_400(value: bytes) -> None:
+    """gRPC text metadata is printable ASCII: anything else is the client's 400, not a 500."""
+    with pytest.raises(EdgeError) as caught:
+        forwarded_metadata([(b"grpc-metadata-note", value)])
+    assert caught.value.status == 400
+    assert "note" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [(b"2500m", 2.5), (b"3S", 3.0), (b"1H", 3600.0), (b"2M", 120.0), (b"5u", 5e-6), (b"7n", 7e-9)],

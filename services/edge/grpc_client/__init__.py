@@ -8,7 +8,14 @@ compression. This package does that over asyncio with the `hpack` package's deco
 nothing else; services keep calling each other with grpc.aio.
 """
 
+from .balancer import parse_target
 from .channel import Channel, UnaryStreamMethod, UnaryUnaryMethod
 from .connection import ConnectionSettings
 
-__all__ = ["Channel", "ConnectionSettings", "UnaryStreamMethod", "UnaryUnaryMethod"]
+__all__ = [
+    "Channel",
+    "ConnectionSettings",
+    "UnaryStreamMethod",
+    "UnaryUnaryMethod",
+    "parse_target",
+]
