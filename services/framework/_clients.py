@@ -53,7 +53,8 @@ _SERVICE_CONFIG = json.dumps(
 
 # Every PayNow channel's options: the service config above, and a reconnect back-off capped
 # at 2 s (gRPC's default grows to two minutes, so a service restarted after a crash would
-# stay unreachable for its callers long after it is back). The edge's channels use them too.
+# stay unreachable for its callers long after it is back). The edge's own client
+# (services/edge/grpc_client) follows the same policy; keep the two in step.
 CHANNEL_OPTIONS: list[tuple[str, str | int]] = [
     ("grpc.service_config", _SERVICE_CONFIG),
     ("grpc.enable_retries", 1),

@@ -218,7 +218,7 @@ class _Call:
             if left <= 0:
                 raise CallFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
             block = literal(b"grpc-timeout", grpc_timeout(left)) + block
-        stream = await connection.open_stream(method.prefix + block, payload)
+        stream = await connection.open_stream(method.prefix + block, payload, deadline)
         self._stream = stream
         self._connection = connection
         if deadline is not None:

@@ -153,12 +153,11 @@ class Connection(asyncio.Protocol):
 
     # ---- calls -----------------------------------------------------------------------
 
-    async def open_stream(self, header_block: bytes, body: bytes) -> Stream:
-        """Send one request (its header block and complete body) on a new stream."""
-        while len(self._streams) >= self._peer_max_streams and self.usable:
-            waiter = asyncio.get_running_loop().create_future()
-            self._slot_waiters.append(waiter)
-            await waiter
+    async def open_stream(self, header_block: bytes, body: bytes, deadline: float | None) -> Stream:
+        """Send one request (its header block and complete body) on a new stream, waiting
+        until `deadline` (loop time) for the server's stream limit to leave room."""
+        if len(self._streams) >= self._peer_max_streams and self.usable:
+            await self._wait_for_slot(deadline)
         transport = self._transport
         if transport is None or not self.usable:
             raise CallFailed(
@@ -175,6 +174,20 @@ class Connection(asyncio.Protocol):
             self._table_size_changed = False
         transport.write(self._header_frames(stream_id, header_block) + self._data(stream, body))
         return stream
+
+    async def _wait_for_slot(self, deadline: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(deadline):
+                while len(self._streams) >= self._peer_max_streams and self.usable:
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    self._slot_waiters.append(waiter)
+                    await waiter
+        except TimeoutError:
+            raise CallFailed(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "the deadline passed while the server's stream limit was reached",
+            ) from None
 
     def reset(self, stream: Stream, code: int = f.ErrorCode.CANCEL) -> None:
         """Abandon a stream (cancelled, past its deadline, or a response refused)."""
