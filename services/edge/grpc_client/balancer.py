@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import random
+import re
 import socket
 
 import grpc
@@ -37,28 +39,51 @@ _RESOLVE_AT_MOST_EVERY_S = 5.0
 
 Address = tuple[str, int]
 
+# A DNS name (labels of letters, digits, '-' and '_'), or an IPv4 address.
+_HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?\Z")
 
-def _host_port(address: str, target: str) -> Address:
-    if address.startswith("["):
+
+def _host_port(address: str, target: str, kind: str = "name") -> Address:
+    """(host, port) of `host:port` or `[v6]:port`; `kind` says what the host must be:
+    a name or an address ("name"), an IPv4 ("ipv4") or an IPv6 address ("ipv6")."""
+    bracketed = address.startswith("[")
+    if bracketed:
         host, sep, port = address[1:].partition("]:")
     else:
         host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    valid = bool(sep) and port.isdigit() and 0 < int(port) < 65536
+    if valid and (bracketed or kind == "ipv6"):
+        valid = bracketed and kind != "ipv4" and _is_ip(host, 6)
+    elif valid:
+        valid = _is_ip(host, 4) if kind == "ipv4" else bool(_HOST_NAME.match(host))
+    if not valid:
         raise ValueError(
-            f"gRPC target {target!r}: expected host:port, dns:///host:port or "
-            "ipv4:a.b.c.d:port,… (gRPC's naming)"
+            f"gRPC target {target!r}: expected host:port, dns:///host:port, "
+            "ipv4:a.b.c.d:port[,...] or ipv6:[addr]:port[,...]"
         )
     return host, int(port)
 
 
+def _is_ip(text: str, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
+
+
 def parse_target(target: str) -> tuple[Address, list[Address] | None]:
     """The name to resolve, and the fixed addresses of an `ipv4:`/`ipv6:` target (None for
-    a name: `host:port` or `dns:///host:port`). Raises ValueError."""
-    for scheme in ("ipv4:", "ipv6:"):
-        if target.startswith(scheme):
-            fixed = [_host_port(a, target) for a in target[len(scheme) :].split(",")]
+    a name: `host:port`, `dns:host:port` or `dns:///host:port`; a `dns://server/` of its
+    own is not supported). Raises ValueError."""
+    for scheme in ("ipv4", "ipv6"):
+        if target.startswith(scheme + ":"):
+            entries = target[len(scheme) + 1 :].split(",")
+            fixed = [_host_port(entry, target, scheme) for entry in entries]
             return fixed[0], fixed
-    return _host_port(target.removeprefix("dns:///"), target), None
+    name = target.removeprefix("dns:///") if target.startswith("dns:///") else target
+    if name.startswith("dns:") and not name.startswith("dns://"):
+        name = name.removeprefix("dns:")
+    return _host_port(name, target), None
 
 
 class _Subchannel:
@@ -160,13 +185,14 @@ class Balancer:
     async def _wait_for_connection(
         self, deadline: float | None, wait_for_ready: bool
     ) -> Connection:
-        if self._closed:
-            raise CallFailed(grpc.StatusCode.UNAVAILABLE, "the channel is closed", unprocessed=True)
         loop = asyncio.get_running_loop()
-        if self._resolver is None:
+        if self._resolver is None and not self._closed:
             self._resolve_now = asyncio.Event()
             self._resolver = loop.create_task(self._resolve_forever())
         while not self._ready:
+            if self._closed:
+                # As grpc.aio: calls on (or waiting in) a closed channel are cancelled.
+                raise CallFailed(grpc.StatusCode.CANCELLED, "the channel was closed")
             if not wait_for_ready and self._all_failing():
                 raise CallFailed(grpc.StatusCode.UNAVAILABLE, self._failure(), unprocessed=True)
             waiter: asyncio.Future[None] = loop.create_future()
@@ -265,5 +291,5 @@ class Balancer:
                     break
                 await asyncio.sleep(0.01)
         for connection in connections:
-            connection.abort()
+            connection.abort(grpc.StatusCode.CANCELLED, "the channel was closed")
         self._changed()

@@ -16,6 +16,8 @@ after the request went out is not sent again (grpc's policy would: it cannot tel
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import random
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import Any
@@ -168,13 +170,22 @@ class _Call:
     ) -> None:
         self._method = method
         loop = asyncio.get_running_loop()
+        if timeout is not None and not math.isfinite(timeout):
+            if math.isnan(timeout):
+                raise _rpc_error(grpc.StatusCode.INTERNAL, "the call's timeout is NaN")
+            timeout = None  # infinite: no deadline, as with no timeout
         self._deadline = None if timeout is None else loop.time() + timeout
         self._wait_for_ready = wait_for_ready
         try:
             block = metadata_block(metadata) if metadata else b""
         except MetadataError as error:
             raise _rpc_error(grpc.StatusCode.INTERNAL, str(error)) from None
-        body = method.serialize(request)
+        try:
+            body = method.serialize(request)
+        except Exception as error:
+            raise _rpc_error(
+                grpc.StatusCode.INTERNAL, f"the request did not serialize: {error}"
+            ) from None
         self._payload = (block, b"\x00" + len(body).to_bytes(4, "big") + body)
         self._initial: Metadata = ()
         self._trailing: Metadata = ()
@@ -212,13 +223,16 @@ class _Call:
         method = self._method
         deadline = self._deadline
         connection = await method.balancer.connection(deadline, self._wait_for_ready)
+        if connection.full:
+            await connection.wait_for_slot(deadline)
         block, payload = self._payload
         if deadline is not None:
+            # Measured after any wait, so the server is told the time truly left.
             left = deadline - loop.time()
             if left <= 0:
                 raise CallFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
             block = literal(b"grpc-timeout", grpc_timeout(left)) + block
-        stream = await connection.open_stream(method.prefix + block, payload, deadline)
+        stream = connection.open_stream(method.prefix + block, payload)
         self._stream = stream
         self._connection = connection
         if deadline is not None:
@@ -273,12 +287,59 @@ class _Call:
 
 
 class UnaryUnaryCall(_Call):
-    """Await it for the reply (once)."""
+    """Await it for the reply. The call starts at the first await and runs once: later
+    awaits, and `initial_metadata()`/`trailing_metadata()`, wait for that run's outcome."""
 
-    __slots__ = ()
+    __slots__ = ("_outcome",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        # None: not started; a list of waiters while running; then (ok, reply or error).
+        self._outcome: list[asyncio.Future[None]] | tuple[bool, Any] | None = None
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self._result().__await__()
+        return self._once().__await__()
+
+    async def initial_metadata(self) -> Metadata:
+        await self._settled()
+        return self._initial
+
+    async def trailing_metadata(self) -> Metadata:
+        await self._settled()
+        return self._trailing
+
+    async def _settled(self) -> None:
+        with contextlib.suppress(Exception):
+            await self
+
+    async def _once(self) -> Any:
+        outcome = self._outcome
+        if outcome is None:
+            self._outcome = []
+            try:
+                reply = await self._result()
+            except BaseException as error:
+                self._settle((False, error))
+                raise
+            self._settle((True, reply))
+            return reply
+        if isinstance(outcome, list):
+            waiter = asyncio.get_running_loop().create_future()
+            outcome.append(waiter)
+            await waiter
+            outcome = self._outcome
+        assert isinstance(outcome, tuple)
+        ok, value = outcome
+        if ok:
+            return value
+        raise value
+
+    def _settle(self, outcome: tuple[bool, Any]) -> None:
+        waiters = self._outcome
+        self._outcome = outcome
+        for waiter in waiters if isinstance(waiters, list) else ():
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _result(self) -> Any:
         try:
@@ -303,18 +364,45 @@ class UnaryUnaryCall(_Call):
 
 
 class UnaryStreamCall(_Call):
-    """Iterate it with `async for` (once)."""
+    """Iterate it with `async for` (once). The call starts at the first iteration or at
+    `initial_metadata()`, whichever comes first."""
 
-    __slots__ = ()
+    __slots__ = ("_opening",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._opening: asyncio.Future[Stream] | None = None
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._messages()
 
+    async def initial_metadata(self) -> Metadata:
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await self._open()
+        return self._initial
+
+    async def _open(self) -> Stream:
+        """The stream with its first header block in (or ended), opened once."""
+        if self._opening is None:
+            self._opening = asyncio.get_running_loop().create_future()
+            try:
+                stream = await self._start()
+            except asyncio.CancelledError:
+                self._opening.cancel()
+                raise
+            except BaseException as error:
+                self._opening.set_exception(error)
+                self._opening.exception()  # retrieved: whoever awaits next gets it raised
+                raise
+            self._initial = parse_metadata(stream.headers or ())
+            self._opening.set_result(stream)
+            return stream
+        return await asyncio.shield(self._opening)
+
     async def _messages(self) -> AsyncIterator[Any]:
         stream: Stream | None = None
         try:
-            stream = await self._start()
-            self._initial = parse_metadata(stream.headers or ())
+            stream = await self._open()
             connection = self._connection
             assert connection is not None
             while True:

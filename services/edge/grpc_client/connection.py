@@ -153,11 +153,13 @@ class Connection(asyncio.Protocol):
 
     # ---- calls -----------------------------------------------------------------------
 
-    async def open_stream(self, header_block: bytes, body: bytes, deadline: float | None) -> Stream:
-        """Send one request (its header block and complete body) on a new stream, waiting
-        until `deadline` (loop time) for the server's stream limit to leave room."""
-        if len(self._streams) >= self._peer_max_streams and self.usable:
-            await self._wait_for_slot(deadline)
+    @property
+    def full(self) -> bool:
+        """At the server's MAX_CONCURRENT_STREAMS: wait_for_slot() before open_stream()."""
+        return len(self._streams) >= self._peer_max_streams
+
+    def open_stream(self, header_block: bytes, body: bytes) -> Stream:
+        """Send one request (its header block and complete body) on a new stream."""
         transport = self._transport
         if transport is None or not self.usable:
             raise CallFailed(
@@ -175,7 +177,9 @@ class Connection(asyncio.Protocol):
         transport.write(self._header_frames(stream_id, header_block) + self._data(stream, body))
         return stream
 
-    async def _wait_for_slot(self, deadline: float | None) -> None:
+    async def wait_for_slot(self, deadline: float | None) -> None:
+        """Wait until the server's stream limit leaves room, or until `deadline` (loop
+        time): raises CallFailed DEADLINE_EXCEEDED."""
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout_at(deadline):
@@ -218,7 +222,9 @@ class Connection(asyncio.Protocol):
         if not self._streams and self._transport is not None:
             self._transport.close()
 
-    def abort(self) -> None:
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        """Drop the connection now; its calls end with `code`."""
+        self._finish(code, details)
         if self._transport is not None:
             self._transport.abort()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import math
 import re
 import urllib.parse
 from collections.abc import Iterable, Sequence
@@ -102,13 +104,20 @@ def request_prefix(path: str, authority: str, user_agent: str) -> bytes:
 def grpc_timeout(seconds: float) -> bytes:
     """`grpc-timeout` for the time left: whole milliseconds rounded up (at most 8 digits, so
     beyond about 27 hours it is given in seconds)."""
-    millis = max(1, -int(-seconds * 1000 // 1))
+    # Rounded up, less a nanosecond of float noise (0.1 * 3 is 0.30000000000000004).
+    millis = max(1, math.ceil(seconds * 1000 - 1e-6))
     if millis < 100_000_000:
         return b"%dm" % millis
-    return b"%dS" % min(99_999_999, -int(-seconds // 1))
+    return b"%dS" % min(99_999_999, math.ceil(seconds - 1e-9))
 
 
-_valid_keys: set[str] = set()
+@functools.lru_cache(maxsize=1024)
+def _check_key(key: str) -> bytes:
+    """The key's bytes; raises MetadataError. Cached: a few keys recur on every call (and
+    bounded: clients choose the names of the Grpc-Metadata-* headers they send)."""
+    if not _KEY.match(key) or key.startswith(("grpc-", ":")) or key == "te":
+        raise MetadataError(f"metadata key {key!r} cannot be sent")
+    return key.encode("ascii")
 
 
 def metadata_block(metadata: Iterable[tuple[str, str | bytes]]) -> bytes:
@@ -116,11 +125,7 @@ def metadata_block(metadata: Iterable[tuple[str, str | bytes]]) -> bytes:
     printable ASCII. Raises MetadataError."""
     parts: list[bytes] = []
     for key, value in metadata:
-        if key not in _valid_keys:
-            if not _KEY.match(key) or key.startswith(("grpc-", ":")) or key == "te":
-                raise MetadataError(f"metadata key {key!r} cannot be sent")
-            _valid_keys.add(key)
-        name = key.encode("ascii")
+        name = _check_key(key)
         if key.endswith("-bin"):
             raw = value if isinstance(value, bytes) else value.encode()
             parts.append(literal(name, base64.b64encode(raw).rstrip(b"=")))
