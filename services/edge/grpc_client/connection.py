@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Callable
+from typing import cast
 
 import grpc
 import hpack
@@ -74,6 +75,8 @@ class Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()
         self._transport: asyncio.Transport | None = None
+        self._loop = loop
+        self._outgoing: list[bytes] | None = None
         self._buffer = b""
         self._decoder = hpack.Decoder()
         self._decoder.max_header_list_size = settings.max_header_list_bytes
@@ -118,8 +121,8 @@ class Connection(asyncio.Protocol):
     # ---- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
+        self._transport = transport = cast(asyncio.Transport, transport)
         s = self._settings
         transport.write(
             f.PREFACE
@@ -138,8 +141,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         reason = "the connection to the server was lost"
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError(reason))
+        self._not_ready(reason)
         self._finish(grpc.StatusCode.UNAVAILABLE, reason)
 
     def data_received(self, data: bytes) -> None:
@@ -174,7 +176,7 @@ class Connection(asyncio.Protocol):
             # size this encoder uses, which is none.
             header_block = b"\x20" + header_block
             self._table_size_changed = False
-        transport.write(self._header_frames(stream_id, header_block) + self._data(stream, body))
+        self._send(self._header_frames(stream_id, header_block) + self._data(stream, body))
         return stream
 
     async def wait_for_slot(self, deadline: float | None) -> None:
@@ -198,7 +200,7 @@ class Connection(asyncio.Protocol):
         if self._streams.pop(stream.id, None) is not None:
             self._blocked.discard(stream)
             if self._transport is not None:
-                self._transport.write(f.rst_stream(stream.id, code))
+                self._send(f.rst_stream(stream.id, code))
             self._stream_closed()
 
     def credit(self, stream: Stream) -> None:
@@ -209,7 +211,7 @@ class Connection(asyncio.Protocol):
             and stream.id in self._streams
             and self._transport is not None
         ):
-            self._transport.write(f.window_update(stream.id, stream.uncredited))
+            self._send(f.window_update(stream.id, stream.uncredited))
             stream.uncredited = 0
 
     def close(self) -> None:
@@ -217,9 +219,10 @@ class Connection(asyncio.Protocol):
         if not self._closing:
             self._closing = True
             if self._transport is not None:
-                self._transport.write(f.goaway(0, f.ErrorCode.NO_ERROR))
+                self._send(f.goaway(0, f.ErrorCode.NO_ERROR))
             self._notify_closed()
         if not self._streams and self._transport is not None:
+            self._flush()
             self._transport.close()
 
     def abort(self, code: grpc.StatusCode, details: str) -> None:
@@ -229,6 +232,21 @@ class Connection(asyncio.Protocol):
             self._transport.abort()
 
     # ---- sending ---------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        """Queue frames; they go out together once this pass of the event loop is over.
+        The requests of every call started in one pass then cost one send() instead of one
+        each, which measured as the biggest part of the client's CPU."""
+        if self._outgoing is None:
+            self._outgoing = [data]
+            self._loop.call_soon(self._flush)
+        else:
+            self._outgoing.append(data)
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, None
+        if outgoing and self._transport is not None:
+            self._transport.write(b"".join(outgoing))
 
     def _header_frames(self, stream_id: int, block: bytes) -> bytes:
         limit = self._peer_max_frame
@@ -266,7 +284,7 @@ class Connection(asyncio.Protocol):
             if self._send_window <= 0:
                 return
             if stream.id in self._streams:
-                self._transport.write(self._data(stream, stream.unsent))
+                self._send(self._data(stream, stream.unsent))
             else:
                 self._blocked.discard(stream)
 
@@ -302,7 +320,7 @@ class Connection(asyncio.Protocol):
         if stream_id or len(payload) != 8:
             raise _ProtocolError(f.ErrorCode.PROTOCOL_ERROR, "bad PING")
         if not flags & f.ACK and self._transport is not None:
-            self._transport.write(f.frame(f.PING, f.ACK, 0, payload))
+            self._send(f.frame(f.PING, f.ACK, 0, payload))
 
     def _on_push_promise(self, stream_id: int, flags: int, payload: bytes) -> None:
         raise _ProtocolError(f.ErrorCode.PROTOCOL_ERROR, "push is disabled")
@@ -321,7 +339,7 @@ class Connection(asyncio.Protocol):
         # Credit the connection at once, for every stream (even one already reset).
         self._recv_uncredited += len(payload)
         if self._recv_uncredited >= 1 << 24 and self._transport is not None:
-            self._transport.write(f.window_update(0, self._recv_uncredited))
+            self._send(f.window_update(0, self._recv_uncredited))
             self._recv_uncredited = 0
         stream = self._streams.get(stream_id)
         if stream is None:
@@ -416,7 +434,7 @@ class Connection(asyncio.Protocol):
             elif key == f.Setting.HEADER_TABLE_SIZE:
                 self._table_size_changed = True
         if self._transport is not None:
-            self._transport.write(f.frame(f.SETTINGS, f.ACK, 0))
+            self._send(f.frame(f.SETTINGS, f.ACK, 0))
         if not self.ready.done():
             self.ready.set_result(None)
         self._flush_unsent()
@@ -438,7 +456,7 @@ class Connection(asyncio.Protocol):
         if stream is not None:
             stream.send_window += increment
             if stream.unsent and self._transport is not None:
-                self._transport.write(self._data(stream, stream.unsent))
+                self._send(self._data(stream, stream.unsent))
 
     def _on_rst_stream(self, stream_id: int, flags: int, payload: bytes) -> None:
         if len(payload) != 4 or not stream_id:
@@ -474,6 +492,7 @@ class Connection(asyncio.Protocol):
         self._notify_closed()
         self._wake_slot_waiters()
         if not self._streams and self._transport is not None:
+            self._flush()
             self._transport.close()
 
     # ---- endings ---------------------------------------------------------------------
@@ -488,13 +507,14 @@ class Connection(asyncio.Protocol):
                 # Answered before the whole request went out: stop sending the rest.
                 self._blocked.discard(stream)
                 if self._transport is not None:
-                    self._transport.write(f.rst_stream(stream.id, f.ErrorCode.CANCEL))
+                    self._send(f.rst_stream(stream.id, f.ErrorCode.CANCEL))
             self._stream_closed()
 
     def _stream_closed(self) -> None:
         if self._slot_waiters:
             self._wake_slot_waiters()
         if self._closing and not self._streams and self._transport is not None:
+            self._flush()
             self._transport.close()
 
     def _wake_slot_waiters(self) -> None:
@@ -506,10 +526,10 @@ class Connection(asyncio.Protocol):
     def _fail_connection(self, code: int, message: str) -> None:
         if self._transport is not None:
             # A client's GOAWAY names the last stream the server opened: none.
-            self._transport.write(f.goaway(0, code))
+            self._send(f.goaway(0, code))
+            self._flush()
             self._transport.close()
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError(message))
+        self._not_ready(message)
         self._finish(grpc.StatusCode.UNAVAILABLE, f"HTTP/2 error from the server: {message}")
 
     def _finish(self, code: grpc.StatusCode, details: str) -> None:
@@ -520,6 +540,12 @@ class Connection(asyncio.Protocol):
             stream.fail(code, details)
         self._wake_slot_waiters()
         self._notify_closed()
+
+    def _not_ready(self, reason: str) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(reason))
+            # Retrieved here: a connect attempt that gave up no longer awaits it.
+            self.ready.exception()
 
     def _notify_closed(self) -> None:
         on_close, self._on_close = self._on_close, None
