@@ -19,7 +19,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from pathlib import Path
 
 from ._probes import readiness_probe
@@ -71,13 +71,17 @@ class ServiceProcess:
         return "\n".join(self.lines)
 
 
-def free_ports(names: Iterable[str]) -> dict[str, int]:
-    """A currently free port on 127.0.0.1 for each name (for tests beside a running stack)."""
+def free_ports(names: Iterable[str], avoid: Collection[int] = ()) -> dict[str, int]:
+    """A currently free port on 127.0.0.1 for each name (for tests beside a running stack),
+    none of them in `avoid` (ports already handed out but not yet bound)."""
     ports: dict[str, int] = {}
     with contextlib.ExitStack() as held:
         for name in names:  # all held open at once, so no two names get the same port
-            sock = held.enter_context(socket.socket())
-            sock.bind(("127.0.0.1", 0))
+            while True:
+                sock = held.enter_context(socket.socket())
+                sock.bind(("127.0.0.1", 0))
+                if sock.getsockname()[1] not in avoid:
+                    break
             ports[name] = sock.getsockname()[1]
     return ports
 
@@ -119,7 +123,10 @@ class Stack:
         self.ports = {name: self._port(name, ports or {}) for name in self.order}
         # With chosen ports (tests) the services' default metrics port (port + 1000) could be
         # taken, so they get free ones too; `make run` keeps the documented defaults.
-        spare = free_ports(self.order) if ports else {}
+        # Not one of the services' own ports: those were chosen and released before this
+        # call, so the OS may offer them again, and a metrics server started first would
+        # take the edge's port from it.
+        spare = free_ports(self.order, avoid=set(self.ports.values())) if ports else {}
         self.metrics_ports: dict[str, int] = {}
         for name in self.order:
             prefix = f"PAYNOW_{name.upper()}_"

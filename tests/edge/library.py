@@ -20,6 +20,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.framework._stack import free_ports
+
 ROOT = Path(__file__).resolve().parents[2]
 PROTOS = Path(__file__).resolve().parent / "protos"
 LIBRARY_PROTO = "testing/library/v1/library.proto"
@@ -166,11 +168,14 @@ def library_edge(
     the edge's port and process. `env` adds variables to both.
     """
     descriptor_set = compile_library(out_dir)
-    backend_port, port = free_port(), free_port()
+    # Held together while chosen, so the three differ (two free_port() calls need not).
+    chosen = free_ports(["backend", "edge", "metrics"])
+    backend_port, port = chosen["backend"], chosen["edge"]
     environ = {
         **os.environ,
         "PYTHONPATH": pythonpath(out_dir),
         "PAYNOW_EDGE_LOG_FORMAT": "json",
+        "PAYNOW_EDGE_METRICS_PORT": str(chosen["metrics"]),
         **(env or {}),
     }
     environ.pop("PAYNOW_INTERNAL_TOKEN", None)
