@@ -83,6 +83,7 @@ deploy-check: $(VENV)/.synced
 bench: $(VENV)/.synced
 	$(PY) scripts/bench_validation.py --write docs/benchmarks.md
 	$(PY) scripts/bench_gateway_path.py --write docs/benchmarks.md
+	$(PY) scripts/bench_grpc_client.py --write docs/benchmarks.md
 	$(PY) scripts/bench_edge.py --write docs/benchmarks.md
 
 SOAK_MINUTES ?= 3

@@ -101,17 +101,27 @@ async def _call_against(server_bytes: bytes) -> tuple[str, list[dict[str, Any]]]
     return outcome, escaped
 
 
+def _run(coroutine: Any) -> Any:
+    """Run on a loop of its own: asyncio.run() would leave the main thread with no current
+    loop, which later tests' synchronous fixtures that build grpc.aio channels rely on."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_server_bytes())
 def test_any_server_bytes_end_the_call_cleanly(server_bytes: bytes) -> None:
     """A reply or a gRPC status, before the deadline runs far over; nothing left raising."""
-    outcome, escaped = asyncio.run(_call_against(server_bytes))
+    outcome, escaped = _run(_call_against(server_bytes))
     assert outcome, outcome
     assert not escaped, escaped
 
 
 def test_a_well_formed_answer_is_the_reply() -> None:
     """The same harness with an intact answer yields the message (the property has teeth)."""
-    outcome, escaped = asyncio.run(_call_against(b"".join(_response_frames(b"200", b"hi", b"0"))))
+    outcome, escaped = _run(_call_against(b"".join(_response_frames(b"200", b"hi", b"0"))))
     assert outcome == repr(b"hi")
     assert not escaped
