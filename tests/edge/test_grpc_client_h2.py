@@ -900,3 +900,41 @@ async def test_a_connection_lost_after_the_request_is_unavailable_not_retried(
     server, channel = await serve(script)
     assert (await _error(channel)).code() is grpc.StatusCode.UNAVAILABLE
     assert len(server.requests) == 1
+
+
+def _literal_indexed(name: bytes, value: bytes) -> bytes:
+    """HPACK "literal with incremental indexing, new name" (adds the field to the table)."""
+    return b"\x40" + bytes((len(name),)) + name + bytes((len(value),)) + value
+
+
+async def test_a_remembered_indexed_block_is_forgotten_when_the_table_changes(
+    serve: Serve,
+) -> None:
+    """The same one-byte indexed trailers mean a different field once a literal has shifted
+    the server's table: 0xbe is grpc-status 0 on the second call, grpc-status 5 on the
+    fourth. A client that kept the second call's decoding would answer OK."""
+    headers = b"\x88" + b"\x0f\x10\x10application/grpc"  # :status 200; content-type literal
+    trailers = [
+        _literal_indexed(b"grpc-status", b"0"),  # table: [grpc-status: 0]
+        b"\xbe",  # entry 62: grpc-status 0
+        _literal_indexed(b"grpc-status", b"5"),  # table: [grpc-status: 5, grpc-status: 0]
+        b"\xbe",  # entry 62 again, now grpc-status 5
+    ]
+
+    async def script(peer: Peer) -> None:
+        await peer.handshake()
+        for block in trailers:
+            request = await peer.request()
+            sid = request.stream_id
+            peer.send(
+                f.frame(f.HEADERS, f.END_HEADERS, sid, headers),
+                f.frame(f.DATA, 0, sid, _message(b"pong")),
+                f.frame(f.HEADERS, f.END_HEADERS | f.END_STREAM, sid, block),
+            )
+        await peer.linger()
+
+    _, channel = await serve(script)
+    assert await _call(channel) == b"pong"
+    assert await _call(channel) == b"pong"
+    assert (await _error(channel)).code() == grpc.StatusCode.NOT_FOUND
+    assert (await _error(channel)).code() == grpc.StatusCode.NOT_FOUND

@@ -29,6 +29,7 @@ _STREAM_ID_MASK = 0x7FFFFFFF
 _LAST_STREAM_ID = 2**31 - 1
 _MAX_FRAME_SIZE = 16_384  # ours: the protocol's default, never raised
 _DEFAULT_WINDOW = 65_535
+_BLOCKS_REMEMBERED = 64
 
 # RST_STREAM codes as gRPC codes (PROTOCOL-HTTP2.md, "Errors").
 _RESET_CODES = {
@@ -80,6 +81,7 @@ class Connection(asyncio.Protocol):
         self._buffer = b""
         self._decoder = hpack.Decoder()
         self._decoder.max_header_list_size = settings.max_header_list_bytes
+        self._remembered: dict[bytes, list[tuple[bytes, bytes]]] = {}
         # A header block split over HEADERS + CONTINUATION frames: (stream id, flags, parts).
         self._partial: tuple[int, int, list[bytes]] | None = None
         self._streams: dict[int, Stream] = {}
@@ -383,11 +385,7 @@ class Connection(asyncio.Protocol):
             self._header_block(stream_id, partial[1], b"".join(partial[2]))
 
     def _header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        try:
-            # Decoded whatever the stream's state: the peer's table must stay in step.
-            fields = self._decoder.decode(block, raw=True)
-        except hpack.HPACKError as error:
-            raise _ProtocolError(f.ErrorCode.COMPRESSION_ERROR, f"header block: {error}") from None
+        fields = self._decode(block)
         stream = self._streams.get(stream_id)
         if stream is None:
             return
@@ -410,6 +408,32 @@ class Connection(asyncio.Protocol):
         stream.on_headers(list(fields), end_stream)
         if end_stream:
             self._end(stream)
+
+    def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        """The fields of a header block. Decoded whatever the stream's state: the peer's
+        dynamic table must stay in step.
+
+        A block that leaves the dynamic table as it was (indexed fields and literals not
+        indexed: what a gRPC server's headers and trailers become once its table is warm)
+        decodes the same way until the table changes, so its fields are remembered until a
+        block changes the table; that skips the decoder's work on most calls.
+        """
+        fields = self._remembered.get(block)
+        if fields is not None:
+            return fields
+        table = self._decoder.header_table
+        before = (table.maxsize, tuple(table.dynamic_entries))
+        try:
+            fields = [(bytes(k), bytes(v)) for k, v in self._decoder.decode(block, raw=True)]
+        except hpack.HPACKError as error:
+            raise _ProtocolError(f.ErrorCode.COMPRESSION_ERROR, f"header block: {error}") from None
+        if before == (table.maxsize, tuple(table.dynamic_entries)):
+            if len(self._remembered) >= _BLOCKS_REMEMBERED:
+                self._remembered.clear()
+            self._remembered[block] = fields
+        else:
+            self._remembered.clear()
+        return fields
 
     def _on_settings(self, stream_id: int, flags: int, payload: bytes) -> None:
         if stream_id or len(payload) % 6:

@@ -123,17 +123,20 @@ def _check_key(key: str) -> bytes:
 def metadata_block(metadata: Iterable[tuple[str, str | bytes]]) -> bytes:
     """Header fields for call metadata; `-bin` values are base64 (unpadded), others must be
     printable ASCII. Raises MetadataError."""
-    parts: list[bytes] = []
-    for key, value in metadata:
-        name = _check_key(key)
-        if key.endswith("-bin"):
-            raw = value if isinstance(value, bytes) else value.encode()
-            parts.append(literal(name, base64.b64encode(raw).rstrip(b"=")))
-        elif isinstance(value, str) and value.isascii() and value.isprintable():
-            parts.append(literal(name, value.encode("ascii")))
-        else:
-            raise MetadataError(f"metadata {key!r}: the value is not printable ASCII")
-    return b"".join(parts)
+    return b"".join([_metadata_field(key, value) for key, value in metadata])
+
+
+@functools.lru_cache(maxsize=512)
+def _metadata_field(key: str, value: str | bytes) -> bytes:
+    # Cached: most pairs the edge sends are the same on every call (its caller name, the
+    # internal credential); per-request ones (request id, traceparent) just pass through.
+    name = _check_key(key)
+    if key.endswith("-bin"):
+        raw = value if isinstance(value, bytes) else value.encode()
+        return literal(name, base64.b64encode(raw).rstrip(b"="))
+    if isinstance(value, str) and value.isascii() and value.isprintable():
+        return literal(name, value.encode("ascii"))
+    raise MetadataError(f"metadata {key!r}: the value is not printable ASCII")
 
 
 def parse_metadata(fields: Iterable[tuple[bytes, bytes]]) -> Metadata:
