@@ -62,31 +62,8 @@ async def _drive(call: Caller, request: Any, calls: int) -> float:
     return (time.process_time() - started) / (calls // _CONCURRENCY * _CONCURRENCY) * 1e6
 
 
-async def _grpc_aio(port: int, request: Any, response_class: Any, calls: int) -> float:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        method = channel.unary_unary(
-            f"/{SERVICE}/GetShelf",
-            request_serializer=type(request).SerializeToString,
-            response_deserializer=response_class.FromString,
-        )
-
-        async def call(message: Any) -> Any:
-            pending = method(message, timeout=10, metadata=_METADATA)
-            reply = await pending
-            await pending.initial_metadata()
-            await pending.trailing_metadata()
-            return reply
-
-        return await _drive(call, request, calls)
-
-
-async def _edge_client(port: int, request: Any, response_class: Any, calls: int) -> float:
-    channel = Channel(f"127.0.0.1:{port}")
-    method = channel.unary_unary(
-        f"/{SERVICE}/GetShelf",
-        request_serializer=type(request).SerializeToString,
-        response_deserializer=response_class.FromString,
-    )
+def _as_the_edge_calls(method: Any) -> Caller:
+    """A call as the gateway makes it: with the edge's metadata, reply then metadata read."""
 
     async def call(message: Any) -> Any:
         pending = method(message, timeout=10, metadata=_METADATA)
@@ -95,8 +72,28 @@ async def _edge_client(port: int, request: Any, response_class: Any, calls: int)
         await pending.trailing_metadata()
         return reply
 
+    return call
+
+
+def _get_shelf(channel: Any, request: Any, response_class: Any) -> Any:
+    return channel.unary_unary(
+        f"/{SERVICE}/GetShelf",
+        request_serializer=type(request).SerializeToString,
+        response_deserializer=response_class.FromString,
+    )
+
+
+async def _grpc_aio(port: int, request: Any, response_class: Any, calls: int) -> float:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        method = _get_shelf(channel, request, response_class)
+        return await _drive(_as_the_edge_calls(method), request, calls)
+
+
+async def _edge_client(port: int, request: Any, response_class: Any, calls: int) -> float:
+    channel = Channel(f"127.0.0.1:{port}")
     try:
-        return await _drive(call, request, calls)
+        method = _get_shelf(channel, request, response_class)
+        return await _drive(_as_the_edge_calls(method), request, calls)
     finally:
         await channel.close()
 

@@ -20,7 +20,7 @@ import contextlib
 import math
 import random
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
 
@@ -49,6 +49,7 @@ _UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 Serializer = Callable[[Any], bytes]
 Deserializer = Callable[[bytes], Any]
 MetadataPairs = Sequence[tuple[str, str | bytes]]
+CallT = TypeVar("CallT")
 
 
 class Channel:
@@ -90,8 +91,11 @@ def _identity(value: Any) -> Any:
     return value
 
 
-class _Method:
+class _Method(Generic[CallT]):
+    """A method of a channel: calling it starts a call of `_call_class`."""
+
     __slots__ = ("balancer", "deserialize", "path", "prefix", "serialize")
+    _call_class: ClassVar[type[Any]]
 
     def __init__(
         self,
@@ -106,10 +110,6 @@ class _Method:
         self.deserialize = deserialize or _identity
         self.prefix = request_prefix(path, channel.balancer.authority, channel.user_agent)
 
-
-class UnaryUnaryMethod(_Method):
-    __slots__ = ()
-
     def __call__(
         self,
         request: Any,
@@ -118,23 +118,9 @@ class UnaryUnaryMethod(_Method):
         metadata: MetadataPairs | None = None,
         wait_for_ready: bool | None = None,
         **_options: object,
-    ) -> UnaryUnaryCall:
-        return UnaryUnaryCall(self, request, timeout, metadata, bool(wait_for_ready))
-
-
-class UnaryStreamMethod(_Method):
-    __slots__ = ()
-
-    def __call__(
-        self,
-        request: Any,
-        *,
-        timeout: float | None = None,
-        metadata: MetadataPairs | None = None,
-        wait_for_ready: bool | None = None,
-        **_options: object,
-    ) -> UnaryStreamCall:
-        return UnaryStreamCall(self, request, timeout, metadata, bool(wait_for_ready))
+    ) -> CallT:
+        call: CallT = self._call_class(self, request, timeout, metadata, bool(wait_for_ready))
+        return call
 
 
 def _rpc_error(
@@ -162,7 +148,7 @@ class _Call:
 
     def __init__(
         self,
-        method: _Method,
+        method: _Method[Any],
         request: Any,
         timeout: float | None,
         metadata: MetadataPairs | None,
@@ -428,3 +414,13 @@ class UnaryStreamCall(_Call):
             raise self._error(
                 grpc.StatusCode.INTERNAL, f"a response message did not parse: {error}"
             ) from None
+
+
+class UnaryUnaryMethod(_Method[UnaryUnaryCall]):
+    __slots__ = ()
+    _call_class = UnaryUnaryCall
+
+
+class UnaryStreamMethod(_Method[UnaryStreamCall]):
+    __slots__ = ()
+    _call_class = UnaryStreamCall
