@@ -14,7 +14,7 @@ import grpc
 import hpack
 import pytest
 
-from services.edge.grpc_client import Channel
+from services.edge.grpc_client import Channel, ConnectionSettings
 from services.edge.grpc_client import frames as f
 
 # Every read is bounded: a client that stops talking fails the test instead of hanging it.
@@ -938,3 +938,47 @@ async def test_a_remembered_indexed_block_is_forgotten_when_the_table_changes(
     assert await _call(channel) == b"pong"
     assert (await _error(channel)).code() == grpc.StatusCode.NOT_FOUND
     assert (await _error(channel)).code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_server_gone_silent_is_pinged_and_dropped_after_a_deadline(serve: Serve) -> None:
+    """A call on a connection whose server stopped answering (no FIN: a crashed host) runs out
+    of time; the client PINGs, gets nothing, drops the connection, and later calls go to a
+    new one instead of waiting out their deadlines on the dead one."""
+
+    async def script(peer: Peer) -> None:
+        if peer.index == 0:
+            await peer.handshake()
+            await peer.request()  # never answered
+            await peer.frame_matching(lambda frame: frame.kind == f.PING)  # nor acknowledged
+            await peer.linger()
+        else:
+            await _answer_each(peer, lambda p, r: p.send(p.reply(r.stream_id, b"pong")))
+
+    server, channel = await serve(script, settings=ConnectionSettings(ping_timeout_s=0.2))
+    assert (await _error(channel, timeout=0.3)).code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    for _ in range(50):  # bounded: the reconnect takes a moment after the PING goes unanswered
+        if len(server.peers) > 1:
+            break
+        await asyncio.sleep(0.05)
+    assert await _call(channel) == b"pong"
+    assert len(server.peers) == 2
+    assert any(frame.kind == f.PING for frame in server.peers[0].frames)
+
+
+async def test_a_slow_server_that_answers_the_ping_keeps_its_connection(serve: Serve) -> None:
+    """A deadline passed because the handler was slow, not because the server is gone: the
+    PING is answered and the connection stays in use."""
+
+    async def script(peer: Peer) -> None:
+        await peer.handshake()
+        await peer.request()  # too slow for this one
+        ping = await peer.frame_matching(lambda frame: frame.kind == f.PING)
+        peer.send(f.frame(f.PING, f.ACK, 0, ping.payload))
+        _echo(peer, await peer.request())
+        await peer.linger()
+
+    server, channel = await serve(script, settings=ConnectionSettings(ping_timeout_s=0.2))
+    assert (await _error(channel, timeout=0.3)).code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await asyncio.sleep(0.4)  # past the PING timeout: a dropped connection would show now
+    assert await _call(channel, b"again") == b"again"
+    assert len(server.peers) == 1

@@ -141,6 +141,9 @@ class _Subchannel:
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+                    millis = int(self._balancer.settings.tcp_user_timeout_s * 1000)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, millis)
             try:
                 await connection.ready
             except BaseException:

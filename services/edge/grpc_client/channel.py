@@ -242,6 +242,7 @@ class _Call:
         if stream is not None and connection is not None and not stream.ended:
             stream.fail(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
             connection.reset(stream)
+            connection.probe()
 
     def _stop_timer(self) -> None:
         if self._timer is not None:

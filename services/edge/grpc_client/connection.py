@@ -43,7 +43,13 @@ _RESET_CODES = {
 class ConnectionSettings:
     """What this side advertises and enforces."""
 
-    __slots__ = ("max_header_list_bytes", "max_message_bytes", "stream_window")
+    __slots__ = (
+        "max_header_list_bytes",
+        "max_message_bytes",
+        "ping_timeout_s",
+        "stream_window",
+        "tcp_user_timeout_s",
+    )
 
     def __init__(
         self,
@@ -51,10 +57,17 @@ class ConnectionSettings:
         stream_window: int = 1 << 20,
         max_message_bytes: int = 4 << 20,
         max_header_list_bytes: int = 64 << 10,
+        ping_timeout_s: float = 5.0,
+        tcp_user_timeout_s: float = 20.0,
     ) -> None:
         self.stream_window = stream_window
         self.max_message_bytes = max_message_bytes
         self.max_header_list_bytes = max_header_list_bytes
+        # A call that hits its deadline makes the client PING its connection; no answer in
+        # this time and the connection is dropped (the server is gone without a FIN).
+        self.ping_timeout_s = ping_timeout_s
+        # The kernel's bound on data left unacknowledged (TCP_USER_TIMEOUT, Linux).
+        self.tcp_user_timeout_s = tcp_user_timeout_s
 
 
 class _ProtocolError(Exception):
@@ -78,6 +91,7 @@ class Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._loop = loop
         self._outgoing: list[bytes] | None = None
+        self._probe: asyncio.TimerHandle | None = None
         self._buffer = b""
         self._decoder = hpack.Decoder()
         self._decoder.max_header_list_size = settings.max_header_list_bytes
@@ -142,11 +156,18 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
         reason = "the connection to the server was lost"
         self._not_ready(reason)
         self._finish(grpc.StatusCode.UNAVAILABLE, reason)
 
     def data_received(self, data: bytes) -> None:
+        if self._probe is not None:
+            # Anything from the server shows it is alive.
+            self._probe.cancel()
+            self._probe = None
         buffer = self._buffer + data if self._buffer else data
         try:
             used = self._frames(buffer)
@@ -196,6 +217,20 @@ class Connection(asyncio.Protocol):
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 "the deadline passed while the server's stream limit was reached",
             ) from None
+
+    def probe(self) -> None:
+        """Check the server is still there (a call on this connection ran out of time): a
+        PING, and the connection dropped unless something arrives within ping_timeout_s.
+        Without it a server gone without closing (a crashed host, a cut network) would
+        hold every later call until its deadline, and never be reconnected."""
+        if self._probe is not None or self._transport is None:
+            return
+        self._send(f.frame(f.PING, 0, 0, b"paynow\x00\x00"))
+        self._probe = self._loop.call_later(self._settings.ping_timeout_s, self._unanswered)
+
+    def _unanswered(self) -> None:
+        self._probe = None
+        self.abort(grpc.StatusCode.UNAVAILABLE, "the server stopped answering (no PING reply)")
 
     def reset(self, stream: Stream, code: int = f.ErrorCode.CANCEL) -> None:
         """Abandon a stream (cancelled, past its deadline, or a response refused)."""
