@@ -501,6 +501,32 @@ async def test_a_call_in_flight_completes_through_a_graceful_shutdown(
     assert await _call_until_ok(client.unary_unary(_path("Echo")), b"next") < 5
 
 
+async def test_connections_the_server_ages_out_are_replaced_without_failing_calls(
+    start: Start, channel: MakeChannel
+) -> None:
+    """PayNow's servers close each connection after a while (grpc.max_connection_age_ms, so
+    clients re-resolve): GOAWAY, then a new connection. Calls made all through it, several
+    at a time, all succeed."""
+    peers: set[str] = set()
+
+    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        peers.add(context.peer())
+        await asyncio.sleep(0.01)
+        return request
+
+    options = [("grpc.max_connection_age_ms", 300), ("grpc.max_connection_age_grace_ms", 2000)]
+    _, port = await start({"Echo": _unary(echo)}, options=options)
+    method = channel(f"127.0.0.1:{port}").unary_unary(_path("Echo"))
+
+    async def caller(index: int) -> None:
+        for n in range(60):
+            body = b"%d-%d" % (index, n)
+            assert await asyncio.wait_for(method(body, timeout=_WAIT_S), _WAIT_S) == body
+
+    await asyncio.gather(*(caller(i) for i in range(4)))
+    assert len(peers) >= 2  # the connection really was replaced along the way
+
+
 async def test_calls_take_the_addresses_of_an_ipv4_target_in_turn(
     start: Start, channel: MakeChannel
 ) -> None:
