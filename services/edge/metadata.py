@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 import grpc
 
 from .errors import EdgeError
+from .grpc_client.headers import METADATA_KEY, TEXT_VALUE
 
 __all__ = [
     "FORWARDED_FOR_HEADER",
@@ -43,9 +44,6 @@ TrustedProxies = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 # The one `Grpc-Metadata-*` name the server sets itself (and drops when a client sends it).
 FORWARDED_FOR_HEADER = METADATA_PREFIX + b"x-forwarded-for"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}\Z")
-_KEY = re.compile(r"[0-9a-z_.\-]+\Z")
-# gRPC's ASCII-Value: a text metadata value is printable ASCII (PROTOCOL-HTTP2.md).
-_TEXT_VALUE = re.compile(rb"[\x20-\x7e]*\Z")
 # Keys a client may not set: the edge's own (identity, the internal credential, the request
 # id it validated) and the ones gRPC or HTTP/2 reserve.
 _DROPPED_PREFIXES = ("x-paynow-", "grpc-", ":")
@@ -101,14 +99,14 @@ def forwarded_metadata(headers: Iterable[tuple[bytes, bytes]]) -> MetadataPairs:
             pairs.append(("x-forwarded-for", value.decode("latin-1")))
             continue
         key = name[len(METADATA_PREFIX) :].decode("latin-1")
-        if key in _DROPPED or key.startswith(_DROPPED_PREFIXES) or not _KEY.match(key):
+        if key in _DROPPED or key.startswith(_DROPPED_PREFIXES) or not METADATA_KEY.match(key):
             continue
         if key.endswith("-bin"):
             try:
                 pairs.append((key, base64.b64decode(value + b"=" * (-len(value) % 4))))
             except binascii.Error:
                 raise _invalid("INVALID_METADATA", f"Grpc-Metadata-{key}: not base64") from None
-        elif _TEXT_VALUE.match(value):
+        elif TEXT_VALUE.match(value):
             pairs.append((key, value.decode("ascii")))
         else:
             raise _invalid(

@@ -236,8 +236,7 @@ class Connection(asyncio.Protocol):
         """Abandon a stream (cancelled, past its deadline, or a response refused)."""
         if self._streams.pop(stream.id, None) is not None:
             self._blocked.discard(stream)
-            if self._transport is not None:
-                self._send(f.rst_stream(stream.id, code))
+            self._send(f.rst_stream(stream.id, code))
             self._stream_closed()
 
     def credit(self, stream: Stream) -> None:
@@ -246,7 +245,6 @@ class Connection(asyncio.Protocol):
             stream.uncredited >= self._settings.stream_window // 4
             and stream.queued_bytes < self._settings.stream_window
             and stream.id in self._streams
-            and self._transport is not None
         ):
             self._send(f.window_update(stream.id, stream.uncredited))
             stream.uncredited = 0
@@ -255,8 +253,7 @@ class Connection(asyncio.Protocol):
         """Stop taking streams; the transport closes when the last one ends."""
         if not self._closing:
             self._closing = True
-            if self._transport is not None:
-                self._send(f.goaway(0, f.ErrorCode.NO_ERROR))
+            self._send(f.goaway(0, f.ErrorCode.NO_ERROR))
             self._notify_closed()
         if not self._streams and self._transport is not None:
             self._flush()
@@ -273,7 +270,10 @@ class Connection(asyncio.Protocol):
     def _send(self, data: bytes) -> None:
         """Queue frames; they go out together once this pass of the event loop is over.
         The requests of every call started in one pass then cost one send() instead of one
-        each, which measured as the biggest part of the client's CPU."""
+        each, which measured as the biggest part of the client's CPU. Frames for a
+        connection already gone are dropped."""
+        if self._transport is None:
+            return
         if self._outgoing is None:
             self._outgoing = [data]
             self._loop.call_soon(self._flush)
@@ -305,7 +305,10 @@ class Connection(asyncio.Protocol):
                 stream.unsent = body
                 self._blocked.add(stream)
                 return b"".join(out)
-            chunk, body = body[:size], body[size:]
+            if size == len(body):  # the usual case: no copy of the whole body
+                chunk, body = body, b""
+            else:
+                chunk, body = body[:size], body[size:]
             self._send_window -= size
             stream.send_window -= size
             out.append(f.frame(f.DATA, 0 if body else f.END_STREAM, stream.id, chunk))
@@ -356,7 +359,7 @@ class Connection(asyncio.Protocol):
     def _on_ping(self, stream_id: int, flags: int, payload: bytes) -> None:
         if stream_id or len(payload) != 8:
             raise _ProtocolError(f.ErrorCode.PROTOCOL_ERROR, "bad PING")
-        if not flags & f.ACK and self._transport is not None:
+        if not flags & f.ACK:
             self._send(f.frame(f.PING, f.ACK, 0, payload))
 
     def _on_push_promise(self, stream_id: int, flags: int, payload: bytes) -> None:
@@ -375,7 +378,7 @@ class Connection(asyncio.Protocol):
             raise _ProtocolError(f.ErrorCode.PROTOCOL_ERROR, "DATA on stream 0")
         # Credit the connection at once, for every stream (even one already reset).
         self._recv_uncredited += len(payload)
-        if self._recv_uncredited >= 1 << 24 and self._transport is not None:
+        if self._recv_uncredited >= 1 << 24:
             self._send(f.window_update(0, self._recv_uncredited))
             self._recv_uncredited = 0
         stream = self._streams.get(stream_id)
@@ -492,8 +495,7 @@ class Connection(asyncio.Protocol):
                 self._peer_max_streams = value
             elif key == f.Setting.HEADER_TABLE_SIZE:
                 self._table_size_changed = True
-        if self._transport is not None:
-            self._send(f.frame(f.SETTINGS, f.ACK, 0))
+        self._send(f.frame(f.SETTINGS, f.ACK, 0))
         if not self.ready.done():
             self.ready.set_result(None)
         self._flush_unsent()
@@ -514,7 +516,7 @@ class Connection(asyncio.Protocol):
         stream = self._streams.get(stream_id)
         if stream is not None:
             stream.send_window += increment
-            if stream.unsent and self._transport is not None:
+            if stream.unsent:
                 self._send(self._data(stream, stream.unsent))
 
     def _on_rst_stream(self, stream_id: int, flags: int, payload: bytes) -> None:
@@ -565,8 +567,7 @@ class Connection(asyncio.Protocol):
             if stream in self._blocked:
                 # Answered before the whole request went out: stop sending the rest.
                 self._blocked.discard(stream)
-                if self._transport is not None:
-                    self._send(f.rst_stream(stream.id, f.ErrorCode.CANCEL))
+                self._send(f.rst_stream(stream.id, f.ErrorCode.CANCEL))
             self._stream_closed()
 
     def _stream_closed(self) -> None:

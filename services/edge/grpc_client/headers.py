@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 import grpc
 
 __all__ = [
+    "METADATA_KEY",
+    "TEXT_VALUE",
     "MetadataError",
     "grpc_timeout",
     "http_status_code",
@@ -31,7 +33,9 @@ __all__ = [
 
 # Metadata keys whose values are credentials: never put in an intermediary's table.
 _SENSITIVE = frozenset({b"authorization", b"x-paynow-internal-token"})
-_KEY = re.compile(r"[0-9a-z_.\-]+\Z")
+# gRPC's metadata rules (PROTOCOL-HTTP2.md): keys of [0-9a-z_.-], text values printable ASCII.
+METADATA_KEY = re.compile(r"[0-9a-z_.\-]+\Z")
+TEXT_VALUE = re.compile(rb"[\x20-\x7e]*\Z")
 # Response fields that are the protocol's, not the application's metadata.
 _PROTOCOL_FIELDS = frozenset(
     {
@@ -115,7 +119,7 @@ def grpc_timeout(seconds: float) -> bytes:
 def _check_key(key: str) -> bytes:
     """The key's bytes; raises MetadataError. Cached: a few keys recur on every call (and
     bounded: clients choose the names of the Grpc-Metadata-* headers they send)."""
-    if not _KEY.match(key) or key.startswith(("grpc-", ":")) or key == "te":
+    if not METADATA_KEY.match(key) or key.startswith(("grpc-", ":")) or key == "te":
         raise MetadataError(f"metadata key {key!r} cannot be sent")
     return key.encode("ascii")
 
@@ -134,8 +138,8 @@ def _metadata_field(key: str, value: str | bytes) -> bytes:
     if key.endswith("-bin"):
         raw = value if isinstance(value, bytes) else value.encode()
         return literal(name, base64.b64encode(raw).rstrip(b"="))
-    if isinstance(value, str) and value.isascii() and value.isprintable():
-        return literal(name, value.encode("ascii"))
+    if isinstance(value, str) and value.isascii() and TEXT_VALUE.match(raw := value.encode()):
+        return literal(name, raw)
     raise MetadataError(f"metadata {key!r}: the value is not printable ASCII")
 
 
