@@ -17,7 +17,12 @@ from grpc_status import rpc_status
 
 from services.edge.grpc_client import Channel, ConnectionSettings
 from services.edge.grpc_client.balancer import parse_target
-from services.edge.grpc_client.headers import grpc_timeout, status_from
+from services.edge.grpc_client.headers import (
+    _metadata_field,
+    grpc_timeout,
+    metadata_block,
+    status_from,
+)
 
 # Every wait is bounded: a client that hangs fails the test instead of hanging the suite.
 _WAIT_S = 10.0
@@ -831,3 +836,24 @@ def test_status_from_reads_the_code_and_percent_decoded_message(
 def test_status_from_is_unknown_without_a_valid_code(fields: list[tuple[bytes, bytes]]) -> None:
     """A missing or unknown grpc-status is UNKNOWN."""
     assert status_from(fields)[0] is grpc.StatusCode.UNKNOWN
+
+
+async def test_connections_bound_unacknowledged_data_in_the_kernel(
+    start: Start, channel: MakeChannel
+) -> None:
+    """TCP_USER_TIMEOUT is set from the settings, so a peer that stops acknowledging (a
+    crashed host) is dropped by the kernel within that time."""
+    _, port = await start({"Echo": _unary(_echo)})
+    client = channel(f"127.0.0.1:{port}", settings=ConnectionSettings(tcp_user_timeout_s=3))
+    assert await client.unary_unary(_path("Echo"))(b"x", timeout=_WAIT_S) == b"x"
+    (connection,) = client.balancer._ready
+    sock = connection._transport.get_extra_info("socket")  # type: ignore[union-attr]
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 3000
+
+
+def test_the_cache_of_encoded_metadata_is_bounded() -> None:
+    """Clients choose the names and values of Grpc-Metadata-* headers: however many distinct
+    ones pass through, the cache of their encodings stays at its bound."""
+    for i in range(2000):
+        metadata_block([(f"x-k{i}", f"v{i}")])
+    assert _metadata_field.cache_info().currsize <= 512
